@@ -1,0 +1,3 @@
+from srgrad.cli import app
+
+app(prog_name="srgrad")

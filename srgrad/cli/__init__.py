@@ -1,0 +1,40 @@
+"""The `srgrad` command line: each command parses, validates, calls one library function.
+
+Commands are registered explicitly here (no import side effects elsewhere); each lives in
+its own module so every file stays short.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from srgrad import __version__
+from srgrad.cli import download_cmd, models_cmd, train_cmd
+
+app = typer.Typer(
+    name="srgrad",
+    help="Super-resolution with gradient residual connections: download, train, eval, upscale.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"srgrad {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """srgrad: train, evaluate and use gradient-residual super-resolution networks."""
+
+
+app.command("models")(models_cmd.models)
+app.command("train")(train_cmd.train)
+app.command("download")(download_cmd.download)

@@ -1,0 +1,47 @@
+"""`srgrad download`: fetch, verify and install DIV2K and the benchmark sets."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from srgrad.cli._common import console, err_console, parse_int_list, user_errors
+from srgrad.data.download import install, resolve_root
+
+
+def _log(message: str) -> None:
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+@user_errors
+def download(
+    dataset: Annotated[str, typer.Argument(
+        help="What to fetch: div2k, benchmark or all.", metavar="div2k|benchmark|all",
+        show_default=False)],
+    scales: Annotated[str, typer.Option(
+        "--scales", help="LR scales, comma-separated.", metavar="2,3,4")] = "2,3,4",
+    root: Annotated[Path | None, typer.Option(
+        "--root", help="Data folder (default: $SRGRAD_DATA, else datasets/).", metavar="DIR",
+        show_default=False)] = None,
+    mirror: Annotated[str | None, typer.Option(
+        "--mirror", help="Mirror base URL: replaces scheme and host (plus this path prefix) of "
+        "each official URL.", metavar="URL", show_default=False)] = None,
+    from_files: Annotated[list[Path] | None, typer.Option(
+        "--from", help="Import an archive already on disk instead of downloading it "
+        "(matched by file name, md5-checked; repeatable).", metavar="FILE",
+        show_default=False)] = None,
+    keep_archives: Annotated[bool, typer.Option(
+        "--keep-archives", help="Keep the downloaded archives in <root>/.downloads.")] = False,
+) -> None:
+    """Download, verify (md5) and install DIV2K and/or Set5, Set14, B100, Urban100.
+
+    Interrupted downloads resume on the next run; datasets already installed are skipped.
+    """
+    scale_list = parse_int_list(scales, "--scales", allowed={2, 3, 4})
+    where = resolve_root(root)
+    outcomes = install(dataset, scale_list, where, mirror=mirror, from_files=from_files or (),
+                       keep_archives=keep_archives, progress=err_console.is_terminal, log=_log)
+    installed = sum(o.status == "installed" for o in outcomes)
+    present = len(outcomes) - installed
+    console.print(f"done: {installed} archive(s) installed, {present} already present in "
+                  f"{where}", markup=False, highlight=False)

@@ -1,0 +1,324 @@
+"""Download, verify and install DIV2K and the SR benchmark sets (Set5, Set14, B100, Urban100).
+
+Archives stream to ``<root>/.downloads/<file>.part`` (resumed with an HTTP Range request),
+are checked against the official md5 before anything is extracted, and are unpacked safely
+(see :mod:`srgrad.data.archive`). A dataset already complete is skipped without any network
+access.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit, urlunsplit
+from urllib.request import Request, urlopen
+
+from rich import progress as rp
+from rich.console import Console
+
+from srgrad.data.archive import ArchiveError, count_files, extract_folders, file_md5
+from srgrad.errors import ConfigError, DataError
+
+CHUNK = 1 << 20
+DATASETS = ("div2k", "benchmark")
+ENV_ROOT = "SRGRAD_DATA"
+DEFAULT_ROOT = "datasets"
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder an archive installs (path inside the archive) and its expected file count."""
+
+    path: str
+    count: int
+    scale: int | None = None  # None: always needed; else only when this scale is asked
+
+
+@dataclass(frozen=True)
+class Source:
+    """One official archive: where it lives, its md5, and what a complete install holds."""
+
+    name: str
+    url: str
+    md5: str
+    kind: str  # "zip" or "tar"
+    dataset: str = "div2k"
+    dest: str = ""  # folder under the root that the archive's paths are relative to
+    folders: tuple[Folder, ...] = ()
+    scale: int | None = None  # an LR archive of one scale; None: needed for every scale
+
+    @property
+    def filename(self) -> str:
+        return Path(urlsplit(self.url).path).name
+
+    def wanted(self, scales: Sequence[int]) -> dict[str, int]:
+        """Archive folder -> expected file count, for the scales asked."""
+        return {f.path: f.count for f in self.folders if f.scale is None or f.scale in scales}
+
+    def is_complete(self, root: Path, scales: Sequence[int]) -> bool:
+        base = root / self.dest
+        return all(count_files(base / p) >= n for p, n in self.wanted(scales).items())
+
+
+def _div2k(split: str, md5: str, scale: int | None = None) -> Source:
+    count = 800 if split == "train" else 100
+    name = f"DIV2K_{split}_HR" if scale is None else f"DIV2K_{split}_LR_bicubic_X{scale}"
+    folder = f"DIV2K_{split}_HR" if scale is None else f"DIV2K_{split}_LR_bicubic/X{scale}"
+    return Source(name, f"http://data.vision.ee.ethz.ch/cvl/DIV2K/{name}.zip", md5, "zip",
+                  "div2k", "DIV2K", (Folder(folder, count),), scale)
+
+
+BENCHMARK_SETS = {"Set5": 5, "Set14": 14, "B100": 100, "Urban100": 100}
+
+SOURCES: tuple[Source, ...] = (
+    _div2k("train", "bdc2d9338d4e574fe81bf7d158758658"),
+    _div2k("train", "9a637d2ef4db0d0a81182be37fb00692", 2),
+    _div2k("train", "ad80b9fe40c049a07a8a6c51bfab3b6d", 3),
+    _div2k("train", "76c43ec4155851901ebbe8339846d93d", 4),
+    _div2k("valid", "9fcdda83005c5e5997799b69f955ff88"),
+    _div2k("valid", "1512c9a3f7bde2a1a21a73044e46b9cb", 2),
+    _div2k("valid", "18b1d310f9f88c13618c287927b29898", 3),
+    _div2k("valid", "21962de700c8d368c6ff83314480eff0", 4),
+    Source("benchmark", "https://cv.snu.ac.kr/research/EDSR/benchmark.tar",
+           "4ace41d33c2384b97e6b320cd0afd6ba", "tar", "benchmark", "",
+           tuple(f for name, n in BENCHMARK_SETS.items()
+                 for f in [Folder(f"benchmark/{name}/HR", n)]
+                 + [Folder(f"benchmark/{name}/LR_bicubic/X{s}", n, s) for s in (2, 3, 4)])),
+)
+
+
+@dataclass
+class Outcome:
+    source: Source
+    status: str  # "present" or "installed"
+    folders: list[Path]
+
+
+def resolve_root(root: str | Path | None = None) -> Path:
+    """--root, else $SRGRAD_DATA, else ``datasets/``."""
+    return Path(root or os.environ.get(ENV_ROOT) or DEFAULT_ROOT).expanduser()
+
+
+def select_sources(which: str, scales: Sequence[int],
+                   sources: Sequence[Source] | None = None) -> list[Source]:
+    which = which.strip().lower()
+    if which not in (*DATASETS, "all"):
+        raise ConfigError(f"unknown dataset {which!r}: choose div2k, benchmark or all")
+    names = DATASETS if which == "all" else (which,)
+    table = SOURCES if sources is None else sources
+    return [s for s in table if s.dataset in names and (s.scale is None or s.scale in scales)]
+
+
+def mirror_url(url: str, mirror: str | None) -> str:
+    """Replace scheme and host of ``url`` by the mirror's, prefixing the mirror's path."""
+    if not mirror:
+        return url
+    m = urlsplit(mirror)
+    if m.scheme not in ("http", "https") or not m.netloc:
+        raise ConfigError(f"--mirror must be an http(s) URL like https://host/path, got {mirror!r}")
+    u = urlsplit(url)
+    return urlunsplit((m.scheme, m.netloc, m.path.rstrip("/") + u.path, u.query, ""))
+
+
+def ensure_writable(root: Path) -> Path:
+    """Create ``<root>/.downloads`` and prove it is writable; return it."""
+    downloads = root / ".downloads"
+    try:
+        downloads.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=downloads)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataError(f"cannot write to the data folder {root}: {exc.strerror or exc}; pass "
+                        f"--root DIR or set {ENV_ROOT} to a writable folder") from None
+    for stale in downloads.glob("extract-*"):  # staging left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    return downloads
+
+
+def _match_archives(paths: Sequence[str | Path], chosen: Sequence[Source]) -> dict[str, Path]:
+    by_name = {s.filename: s for s in chosen}
+    found: dict[str, Path] = {}
+    for p in map(Path, paths):
+        p = p.expanduser()
+        if not p.is_file():
+            raise DataError(f"--from {p}: no such file")
+        if p.name not in by_name:
+            raise DataError(f"--from {p}: not an archive for the datasets and scales asked; "
+                            f"expected a file named {' or '.join(sorted(by_name)) or '(none)'}")
+        found[by_name[p.name].name] = p
+    return found
+
+
+def install(which: str, scales: Sequence[int] = (2, 3, 4), root: str | Path | None = None, *,
+            mirror: str | None = None, from_files: Sequence[str | Path] = (),
+            keep_archives: bool = False, sources: Sequence[Source] | None = None,
+            timeout: float = 30.0, retries: int = 2, progress: bool = True,
+            log: Callable[[str], None] = lambda msg: None) -> list[Outcome]:
+    """Download (or import ``from_files``), verify and install ``which`` for ``scales``."""
+    chosen = select_sources(which, scales, sources)
+    base = resolve_root(root)
+    imports = _match_archives(from_files, chosen)
+    if from_files:
+        chosen = [s for s in chosen if s.name in imports]
+    outcomes = [Outcome(s, "present", []) for s in chosen if s.is_complete(base, scales)]
+    for o in outcomes:
+        log(f"{o.source.name}: already installed in {base}, skipped")
+    todo = [s for s in chosen if s.name not in {o.source.name for o in outcomes}]
+    if not todo:
+        return outcomes
+    downloads = ensure_writable(base)
+    for s in todo:
+        if s.name in imports:
+            archive = imports[s.name]
+            got = file_md5(archive)
+            if got != s.md5:
+                raise DataError(f"{archive} is not the official {s.filename}: expected md5 "
+                                f"{s.md5}, got {got}; nothing was installed")
+        else:
+            archive = fetch(s, downloads, mirror=mirror, timeout=timeout, retries=retries,
+                            progress=progress, log=log)
+        log(f"{s.name}: extracting")
+        downloaded = s.name not in imports
+        try:
+            folders = extract_folders(archive, s.kind, s.wanted(scales), base / s.dest, downloads)
+        except ArchiveError:  # unusable content: drop it (a full disk keeps it for reuse)
+            if downloaded and not keep_archives:
+                archive.unlink(missing_ok=True)
+            raise
+        if downloaded and not keep_archives:
+            archive.unlink(missing_ok=True)
+        log(f"{s.name}: installed {', '.join(str(f) for f in folders)}")
+        outcomes.append(Outcome(s, "installed", folders))
+    return outcomes
+
+
+def fetch(source: Source, downloads: Path, *, mirror: str | None = None, timeout: float = 30.0,
+          retries: int = 2, progress: bool = True,
+          log: Callable[[str], None] = lambda msg: None) -> Path:
+    """Download ``source`` into ``downloads`` (resuming a ``.part``) and verify its md5."""
+    final = downloads / source.filename
+    if final.is_file():
+        if file_md5(final) == source.md5:
+            log(f"{source.name}: using the archive already in {downloads}")
+            return final
+        final.unlink()
+    url = mirror_url(source.url, mirror)
+    part = downloads / f"{source.filename}.part"
+    log(f"{source.name}: downloading {url}")
+    for attempt in range(retries + 1):
+        try:
+            _stream(url, part, timeout, progress, source.filename)
+            break
+        except _Interrupted as exc:
+            have = part.stat().st_size if part.exists() else 0
+            if attempt == retries:
+                raise DataError(f"download of {source.filename} interrupted after {have} bytes "
+                                f"({exc}); run the same command again to resume, or use "
+                                "--mirror URL") from None
+            log(f"{source.name}: connection lost after {have} bytes ({exc}); resuming")
+            time.sleep(min(2.0**attempt, 10.0))
+    os.replace(part, final)
+    got = file_md5(final)
+    if got != source.md5:
+        final.unlink()
+        raise DataError(f"checksum mismatch for {source.filename}: expected md5 {source.md5}, "
+                        f"got {got}; the bad download was deleted and nothing was installed; "
+                        "run the command again, or use --mirror URL or --from FILE")
+    return final
+
+
+class _Interrupted(Exception):
+    """The transfer broke off mid-file; the ``.part`` is kept for a resume."""
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return str(getattr(reason, "strerror", None) or reason or type(reason).__name__)
+
+
+def _stream(url: str, part: Path, timeout: float, progress: bool, label: str) -> None:
+    offset = part.stat().st_size if part.exists() else 0
+    req = Request(url, headers={"User-Agent": "srgrad"})
+    if offset:
+        req.add_header("Range", f"bytes={offset}-")
+    host = urlsplit(url).netloc
+    try:
+        resp = urlopen(req, timeout=timeout)
+    except HTTPError as exc:
+        total = _content_range(exc.headers.get("Content-Range") if exc.headers else None)[1]
+        exc.close()
+        if exc.code == 416 and offset:
+            if total != offset:  # the .part is not a prefix of this file: start over
+                part.unlink()
+                _stream(url, part, timeout, progress, label)
+            return
+        raise DataError(f"{host} answered HTTP {exc.code} {exc.reason} for {url}; the file may "
+                        "have moved: try --mirror URL or --from FILE") from None
+    except (URLError, OSError, http.client.HTTPException) as exc:
+        raise DataError(f"could not reach {host}: {_reason(exc)}; check your connection or use "
+                        "--mirror URL") from None
+    with resp:
+        start, total = 0, None
+        if resp.status == 206:
+            start, total = _content_range(resp.headers.get("Content-Range"))
+        elif resp.headers.get("Content-Length", "").isdigit():
+            total = int(resp.headers["Content-Length"])
+        if resp.status == 206 and start != offset:
+            part.unlink(missing_ok=True)
+            raise _Interrupted(f"server sent bytes from {start}, asked for {offset}")
+        if start != offset:  # a 200 (Range ignored): start over from byte 0
+            offset = 0
+        if total is not None and total - offset > shutil.disk_usage(part.parent).free:
+            raise DataError(f"not enough disk space for {label}: needs {total / 1e6:.0f} MB in "
+                            f"{part.parent}; free some space or use --root DIR")
+        done = _copy(resp, part, offset, total, progress, label)
+    if total is not None and done < total:
+        raise _Interrupted(f"connection closed at {done} of {total} bytes")
+
+
+def _copy(resp: http.client.HTTPResponse, part: Path, offset: int, total: int | None,
+          progress: bool, label: str) -> int:
+    console = Console(stderr=True)
+    bar = rp.Progress(rp.TextColumn(label), rp.BarColumn(), rp.DownloadColumn(),
+                      rp.TransferSpeedColumn(), rp.TimeRemainingColumn(), console=console,
+                      disable=not (progress and console.is_terminal))
+    done = offset
+    try:
+        with bar, open(part, "ab" if offset else "wb") as out:
+            task = bar.add_task(label, total=total, completed=offset)
+            while True:
+                try:
+                    chunk = resp.read(CHUNK)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _Interrupted(_reason(exc)) from None
+                if not chunk:
+                    return done
+                out.write(chunk)
+                done += len(chunk)
+                bar.update(task, completed=done)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DataError(f"disk full while downloading {label} to {part.parent}; free some "
+                            "space and run the command again to resume") from None
+        raise DataError(f"cannot write {part}: {exc.strerror or exc}") from None
+
+
+_RANGE = re.compile(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+)")
+
+
+def _content_range(header: str | None) -> tuple[int, int | None]:
+    """(first byte, total size) of a Content-Range header; (-1, None) if unusable."""
+    m = _RANGE.match((header or "").strip())
+    if not m:
+        return -1, None
+    return (int(m.group(1)) if m.group(1) else -1), int(m.group(2))

@@ -1,0 +1,199 @@
+"""The residual block with identity, gradient and convex skips (docs: method.md).
+
+    g(x) = d/dx sum F(x)                 (per sample; F is the block's branch)
+    identity:  y = x + F(x)
+    gradient:  y = F(x) + N(g)
+    convex:    y = F(x) + (1 - s) x + s N(g),   s = sigmoid(alpha)
+
+g is computed either by autograd (any branch) or analytically for conv-ReLU-conv and
+linear-ReLU-linear branches: g = r * W1^T(1[z > 0] * W2^T(1)), one transposed convolution
+per block instead of a second backward pass, and valid under torch.inference_mode().
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor, nn
+
+SKIPS = ("identity", "gradient", "convex")
+NORMS = ("none", "sample", "pixel")
+MAGNITUDES = ("unit", "input")
+GRAD_IMPLS = ("auto", "analytic", "autograd")
+
+
+@dataclass(frozen=True)
+class BlockConfig:
+    skip: str = "identity"
+    norm: str = "pixel"  # granularity of N: none | sample | pixel (over channels, per position)
+    magnitude: str = "unit"  # unit: g/|g|;  input: g/|g| * |x| at the same granularity
+    alpha: float = 0.0  # initial mixing logit; s = sigmoid(alpha)
+    learn_alpha: bool = True
+    grad_through: bool = False  # False: g is a constant for backprop (the paper's default)
+    grad_impl: str = "auto"  # auto picks analytic where the branch allows it
+    eps: float = 1e-6
+
+    def validate(self) -> None:
+        for field, value, allowed in (
+            ("skip", self.skip, SKIPS),
+            ("norm", self.norm, NORMS),
+            ("magnitude", self.magnitude, MAGNITUDES),
+            ("grad_impl", self.grad_impl, GRAD_IMPLS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"block {field} must be one of {allowed}, got {value!r}")
+
+
+class ConvBranch(nn.Module):
+    """F(x) = res_scale * conv2(relu(conv1(x))), EDSR's residual branch."""
+
+    def __init__(self, channels: int, kernel_size: int = 3, res_scale: float = 1.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.res_scale = res_scale
+
+    def forward_with_mask(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        z = self.conv1(x)
+        out = self.conv2(torch.relu(z))
+        return out * self.res_scale if self.res_scale != 1 else out, z > 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_mask(x)[0]
+
+    def analytic_grad(self, mask: Tensor) -> Tensor:
+        upstream = adjoint_of_ones(self.conv2, *mask.shape[-2:])
+        inner = mask.to(upstream.dtype) * upstream
+        g = conv_adjoint(inner, self.conv1)
+        return g * self.res_scale if self.res_scale != 1 else g
+
+
+def conv_adjoint(y: Tensor, conv: nn.Conv2d) -> Tensor:
+    """conv^T(y) for a stride-1 'same' convolution, as a plain conv2d with the flipped,
+    channel-transposed kernel (faster than conv_transpose2d on CPUs, identical in value)."""
+    k = conv.kernel_size[0]
+    weight = conv.weight.transpose(0, 1).flip(2, 3)
+    return nnf.conv2d(y, weight, padding=k - 1 - conv.padding[0])
+
+
+def adjoint_of_ones(conv: nn.Conv2d, h: int, w: int) -> Tensor:
+    """conv^T(1) on an h x w map, shape (1, C_in, h, w).
+
+    It is a per-channel constant except within `pad` pixels of the border, so it is computed
+    on a map of at most (2 pad + 1)^2 pixels and expanded by index: cost independent of h, w.
+    """
+    pad = conv.padding[0]
+    small_h, small_w = min(h, 2 * pad + 1), min(w, 2 * pad + 1)
+    ones = conv.weight.new_ones(1, conv.out_channels, small_h, small_w)
+    small = nnf.conv_transpose2d(ones, conv.weight, padding=conv.padding)
+    rows = _border_index(h, pad, small.device)
+    cols = _border_index(w, pad, small.device)
+    return small.index_select(2, rows).index_select(3, cols)
+
+
+def _border_index(n: int, pad: int, device: torch.device) -> Tensor:
+    """Row (or column) of the small map that each of n positions copies."""
+    idx = torch.arange(n, device=device)
+    if n <= 2 * pad + 1:
+        return idx
+    return torch.where(idx < pad, idx, torch.where(idx >= n - pad, idx - (n - 2 * pad - 1), pad))
+
+
+class LinearBranch(nn.Module):
+    """F(x) = res_scale * fc2(relu(fc1(x))), the MLP analogue of ConvBranch."""
+
+    def __init__(self, width: int, res_scale: float = 1.0):
+        super().__init__()
+        self.fc1 = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width, width)
+        self.res_scale = res_scale
+
+    def forward_with_mask(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        z = self.fc1(x)
+        out = self.fc2(torch.relu(z))
+        return out * self.res_scale if self.res_scale != 1 else out, z > 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_mask(x)[0]
+
+    def analytic_grad(self, mask: Tensor) -> Tensor:
+        upstream = self.fc2.weight.sum(dim=0)  # W2^T 1
+        g = (mask.to(upstream.dtype) * upstream) @ self.fc1.weight
+        return g * self.res_scale if self.res_scale != 1 else g
+
+
+def normalize(g: Tensor, x: Tensor, norm: str, magnitude: str, eps: float) -> Tensor:
+    """N(g): scale g to unit norm (or to |x|) per sample or per position; zero stays zero."""
+    if norm == "none":
+        return g
+    dims = tuple(range(1, g.dim())) if norm == "sample" else (1,)
+    g_norm = torch.linalg.vector_norm(g, dim=dims, keepdim=True)
+    out = g / (g_norm + eps)
+    if magnitude == "input":
+        out = out * torch.linalg.vector_norm(x, dim=dims, keepdim=True)
+    return out
+
+
+class GradResidualBlock(nn.Module):
+    """A residual block whose skip may carry the gradient of its own branch."""
+
+    def __init__(self, branch: nn.Module, config: BlockConfig):
+        super().__init__()
+        config.validate()
+        self.branch = branch
+        self.config = config
+        if config.skip == "identity":
+            self.alpha = None
+        elif config.learn_alpha:
+            self.alpha = nn.Parameter(torch.tensor(float(config.alpha)))
+        else:
+            # A buffer, not a frozen Parameter: model.requires_grad_() cannot unfreeze it.
+            self.register_buffer("alpha", torch.tensor(float(config.alpha)))
+        impl = config.grad_impl
+        if impl == "auto":
+            impl = "analytic" if hasattr(branch, "analytic_grad") else "autograd"
+        if impl == "analytic" and not hasattr(branch, "analytic_grad"):
+            raise ValueError(f"{type(branch).__name__} has no analytic gradient; use autograd")
+        self.grad_impl = impl
+
+    def gate(self) -> Tensor | None:
+        """sigmoid(alpha): the weight of the gradient term (None for identity blocks)."""
+        return None if self.alpha is None else torch.sigmoid(self.alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        cfg = self.config
+        if cfg.skip == "identity":
+            return x + self.branch(x)
+        if self.grad_impl == "analytic":
+            f, mask = self.branch.forward_with_mask(x)
+            if cfg.grad_through:
+                g = self.branch.analytic_grad(mask)
+            else:
+                with torch.no_grad():
+                    g = self.branch.analytic_grad(mask)
+        else:
+            f, g = self._autograd_branch_and_grad(x)
+        g = normalize(g, x, cfg.norm, cfg.magnitude, cfg.eps)
+        if cfg.skip == "gradient":
+            return f + g
+        s = torch.sigmoid(self.alpha)
+        return f + (1 - s) * x + s * g
+
+    def _autograd_branch_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The reference definition: one extra backward pass through the branch."""
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("autograd g cannot run under inference_mode; use grad_impl=analytic")
+        through = self.config.grad_through
+        if torch.is_grad_enabled() and x.requires_grad:
+            f = self.branch(x)
+            (g,) = torch.autograd.grad(f.sum(), x, create_graph=through, retain_graph=True)
+            return f, (g if through else g.detach())
+        # x carries no graph (no_grad evaluation or a leaf input): differentiate a detached copy.
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            fg = self.branch(xg)
+            (g,) = torch.autograd.grad(fg.sum(), xg, create_graph=through)
+        f = self.branch(x) if torch.is_grad_enabled() else fg.detach()
+        return f, (g if through else g.detach())

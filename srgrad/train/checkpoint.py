@@ -1,0 +1,61 @@
+"""Training checkpoints: everything a bit-exact resume needs, written atomically.
+
+Checkpoints hold only tensors, dicts and numbers, so they load with weights_only=True
+(no arbitrary unpickling). Final weights for users are written separately as safetensors.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from srgrad.errors import WeightsError
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()[1]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: Path, model_name: str, scale: int) -> dict[str, Any]:
+    if not path.is_file():
+        raise WeightsError(f"--resume: no checkpoint at {path}; start without --resume")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a damaged file
+        raise WeightsError(
+            f"{path} is not a readable srgrad checkpoint ({type(exc).__name__})"
+        ) from None
+    config = payload.get("config", {})
+    if config.get("model") != model_name or config.get("scale") != scale:
+        raise WeightsError(
+            f"{path} is a checkpoint of {config.get('model')} x{config.get('scale')}, "
+            f"not {model_name} x{scale}; use another --out or the matching --model/--scale"
+        )
+    return payload

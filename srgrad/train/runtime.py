@@ -1,0 +1,95 @@
+"""Small pieces of the training runtime: devices, distributed setup, schedules, EMA, init-from."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from srgrad.errors import ConfigError, WeightsError
+from srgrad.models.registry import ModelConfig
+from srgrad.models.weights import load_weights
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_kind: str) -> Dist:
+    """Read torchrun's environment; start the process group when there are several ranks."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    dist = Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    backend = "nccl" if device_kind == "cuda" else "gloo"
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend=backend)
+    return dist
+
+
+def pick_device(requested: str, dist: Dist) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu"
+        )
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    torch.cuda.set_device(dist.local_rank)
+    return torch.device("cuda", dist.local_rank)
+
+
+def lr_factor(step: int, iters: int, schedule: str, step_every: int, warmup: int) -> float:
+    """Multiplier of the base learning rate at `step` (0-based)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "step":
+        return 0.5 ** (step // step_every)
+    progress = (step - warmup) / max(1, iters - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    ema_params = [p for p in ema.parameters()]
+    params = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(ema_params, params, 1 - decay)
+    for eb, b in zip(ema.buffers(), model.buffers(), strict=False):
+        eb.copy_(b)
+
+
+def init_from(model: nn.Module, config: ModelConfig, path: str) -> list[str]:
+    """Copy a trained body (e.g. x2) into a new model (e.g. x4); the upsampler stays fresh.
+
+    Returns the names of the tensors that were re-initialised.
+    """
+    source, source_cfg = load_weights(path)
+    same_body = (source_cfg.n_blocks, source_cfg.n_feats, source_cfg.block.skip) == (
+        config.n_blocks,
+        config.n_feats,
+        config.block.skip,
+    )
+    if not same_body:
+        raise WeightsError(
+            f"--init-from {path} holds {source_cfg.name} "
+            f"({source_cfg.n_blocks}x{source_cfg.n_feats}, "
+            f"{source_cfg.block.skip}); it cannot initialise {config.name}"
+        )
+    target = model.state_dict()
+    fresh = []
+    for key, value in target.items():
+        incoming = source.state_dict().get(key)
+        if key.startswith("upsampler.") or incoming is None or incoming.shape != value.shape:
+            fresh.append(key)
+            continue
+        value.copy_(incoming)
+    return fresh

@@ -1,0 +1,265 @@
+"""`srgrad train`: exact resume after SIGKILL, DDP replicas in sync, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from srgrad.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def make_images(folder: Path, count: int = 4, size: tuple[int, int] = (40, 36)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0 : size[0], 0 : size[1]]
+    for i in range(count):
+        freq = rng.uniform(0.1, 0.6, 3)
+        img = np.stack([127 + 100 * np.sin(freq[c] * xx + (c + i) * yy / 7) for c in range(3)], 2)
+        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(folder / f"img{i}.png")
+    return folder
+
+
+def base_args(data: Path, out: Path, iters: int = 24) -> list[str]:
+    return [
+        "train",
+        "--model",
+        "sedsr-grad",
+        "--scale",
+        "2",
+        "--data",
+        str(data),
+        "--val",
+        "none",
+        "--iters",
+        str(iters),
+        "--batch",
+        "2",
+        "--patch",
+        "12",
+        "--out",
+        str(out),
+        "--ckpt-every",
+        "4",
+        "--log-every",
+        "2",
+        "--ema",
+        "0.9",
+        "--lr",
+        "1e-3",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(out.parent / "cache"),
+    ]
+
+
+def srgrad_cmd(args: list[str], kill_at_sample: int | None = None, threads: int = 1) -> list[str]:
+    """Run srgrad in a fresh interpreter; optionally SIGKILL itself at the n-th batch drawn."""
+    code = f"""
+        import os, signal, torch
+        torch.set_num_threads({threads})
+        import srgrad.train.data as data
+        kill_at = {kill_at_sample!r}
+        original = data.PatchSampler.sample
+        calls = [0]
+        def sample(self):
+            calls[0] += 1
+            if kill_at is not None and calls[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(self)
+        data.PatchSampler.sample = sample
+        from srgrad.cli import app
+        app(args={args!r}, prog_name="srgrad")
+    """
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def losses(run: Path) -> list[tuple[str, str]]:
+    with (run / "metrics.csv").open() as fh:
+        return [(r["step"], r["loss"]) for r in csv.DictReader(fh)]
+
+
+def test_resume_after_sigkill_is_exact(tmp_path):
+    data = make_images(tmp_path / "data")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    full, broken = tmp_path / "full", tmp_path / "broken"
+    done = subprocess.run(
+        srgrad_cmd(base_args(data, full)), env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    killed = subprocess.run(
+        srgrad_cmd(base_args(data, broken), kill_at_sample=15),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert (broken / "last.pt").exists() and not (broken / "sedsr-grad_x2.safetensors").exists()
+    assert torch.load(broken / "last.pt", weights_only=True)["step"] == 12
+    resumed = subprocess.run(
+        srgrad_cmd(base_args(data, broken) + ["--resume"]), env=env, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_file(full / "sedsr-grad_x2.safetensors")
+    b = load_file(broken / "sedsr-grad_x2.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert losses(full) == losses(broken)
+    assert len(losses(full)) == 12
+    card = json.loads((broken / "model_card.json").read_text())
+    assert card["iterations"] == 24 and len(card["gates"]) == 8
+
+
+def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):
+    data = make_images(tmp_path / "data")
+    out = tmp_path / "ddp"
+    args = base_args(data, out, iters=6)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--standalone",
+        "-m",
+        "srgrad",
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["world_size"] == 2
+    sums = card["replica_checksums"]
+    assert len(sums) == 2 and sums[0] == sums[1]
+
+
+def test_short_training_learns(tmp_path):
+    """Loss falls on a learnable signal: a sanity check that gradients reach the weights."""
+    data = make_images(tmp_path / "data", count=6, size=(64, 64))
+    out = tmp_path / "learn"
+    args = base_args(data, out, iters=60)
+    args[args.index("--lr") + 1] = "2e-3"
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = losses(out)
+    first, last = float(rows[0][1]), float(rows[-1][1])
+    assert last < 0.6 * first
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"--model": "sedsr-gard"}, "did you mean 'sedsr-grad'"),
+        ({"--scale": "5"}, "--scale must be one of"),
+        ({"--data": "/nonexistent/folder"}, "/nonexistent/folder"),
+        ({"--patch": "64"}, "lower --patch"),
+        ({"--precision": "fp16"}, "fp16 needs --device cuda"),
+        ({"--iters": "0"}, "--iters must be positive"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, change, expected):
+    data = make_images(tmp_path / "data")
+    args = base_args(data, tmp_path / "run")
+    for flag, value in change.items():
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    assert expected in one_line_error(runner.invoke(app, args))
+
+
+def test_empty_data_folder_and_flag_combinations(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = one_line_error(runner.invoke(app, base_args(empty, tmp_path / "run")))
+    assert "no images" in line.lower() or "empty" in line.lower()
+    data = make_images(tmp_path / "data")
+    args = base_args(data, tmp_path / "run") + ["--resume", "--init-from", "x.safetensors"]
+    assert "cannot be combined" in one_line_error(runner.invoke(app, args))
+    ident = base_args(data, tmp_path / "run")
+    ident[ident.index("sedsr-grad")] = "sedsr"
+    assert "only applies to gradient models" in one_line_error(
+        runner.invoke(app, ident + ["--alpha", "1"])
+    )
+
+
+def test_resume_errors_and_nothing_overwritten(tmp_path):
+    data = make_images(tmp_path / "data")
+    run = tmp_path / "run"
+    line = one_line_error(runner.invoke(app, base_args(data, run, iters=4) + ["--resume"]))
+    assert "no checkpoint" in line
+    assert runner.invoke(app, base_args(data, run, iters=4)).exit_code == 0
+    before = (run / "last.pt").read_bytes()
+    line = one_line_error(runner.invoke(app, base_args(data, run, iters=4)))
+    assert "--resume" in line
+    other = base_args(data, run, iters=8) + ["--resume"]
+    other[other.index("sedsr-grad")] = "sedsr"
+    assert "checkpoint of sedsr-grad x2" in one_line_error(runner.invoke(app, other))
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_init_from_keeps_body_and_reinitialises_upsampler(tmp_path):
+    data = make_images(tmp_path / "data", size=(48, 48))
+    x2 = tmp_path / "x2"
+    assert runner.invoke(app, base_args(data, x2, iters=4) + ["--seed", "7"]).exit_code == 0
+    x4 = tmp_path / "x4"
+    args = base_args(data, x4, iters=2) + ["--init-from", str(x2 / "sedsr-grad_x2.safetensors")]
+    args[args.index("--scale") + 1] = "4"
+    args[args.index("--lr") + 1] = "1e-12"
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    src = load_file(x2 / "sedsr-grad_x2.safetensors")
+    dst = load_file(x4 / "sedsr-grad_x4.safetensors")
+    key = "blocks.3.branch.conv1.weight"
+    assert torch.allclose(src[key], dst[key], atol=1e-6)
+    assert not torch.allclose(dst["upsampler.0.weight"], src["upsampler.0.weight"], atol=1e-3)
+    assert "upsampler.2.weight" in dst and "upsampler.2.weight" not in src
+
+
+def test_toml_config_and_unknown_key(tmp_path):
+    data = make_images(tmp_path / "data")
+    cfg = tmp_path / "train.toml"
+    cfg.write_text('[train]\nmodel = "sedsr"\niters = 3\n')
+    args = base_args(data, tmp_path / "run")
+    args = [a for a in args if a not in ("--model", "sedsr-grad")]
+    i = args.index("--iters")
+    del args[i : i + 2]
+    result = runner.invoke(app, args + ["--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"] == "sedsr" and saved["iters"] == 3
+    cfg.write_text("[train]\nitres = 3\n")
+    line = one_line_error(runner.invoke(app, args + ["--config", str(cfg)]))
+    assert "unknown key 'itres'" in line
+
+
+def test_typer_app_is_importable():
+    assert isinstance(app, typer.Typer)
