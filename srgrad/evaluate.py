@@ -6,16 +6,18 @@ Everything that scores a network, `srgrad eval` and training's validation alike,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from srgrad.data.datasets import eval_pairs, load_pair, load_rgb, resolve_root
+from srgrad.data.datasets import BENCHMARKS, EvalPair, eval_pairs, load_pair, load_rgb, resolve_root
 from srgrad.data.resize import bicubic_downscale, imresize, modcrop
+from srgrad.errors import ConfigError, DataError, WeightsError
 from srgrad.metrics import score
 
 
@@ -92,3 +94,180 @@ def score_model(
     finally:
         model.train(was_training)
     return mean_scores(scores)
+
+
+# --- `srgrad eval`: several models x datasets x scales -------------------------------------
+
+BICUBIC = "bicubic"
+DEFAULT_DATASETS = ("set5", "set14", "b100", "urban100")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One column of an evaluation: bicubic, a registry name, or a weights file."""
+
+    label: str
+    source: str | None = None  # registry name or weights path; None for bicubic
+    scale: int | None = None  # the one scale a weights file holds
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    key: str  # as given on the command line (lower-case name or a folder path)
+    label: str  # display name: Set5, B100, or the folder's name
+    pairs: dict[int, list[EvalPair]]  # per scale
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    model: str
+    dataset: str
+    scale: int
+    image: str
+    psnr: float
+    ssim: float
+
+
+@dataclass(frozen=True)
+class DatasetResult:
+    model: str
+    dataset: str
+    scale: int
+    psnr: float
+    ssim: float
+    images: int
+
+
+@dataclass
+class EvalRun:
+    convention: str
+    scales: list[int]
+    models: list[ModelSpec]
+    datasets: list[DatasetSpec]
+    self_ensemble: bool = False
+    device: str = "cpu"
+    per_image: list[ImageResult] = field(default_factory=list)
+    results: list[DatasetResult] = field(default_factory=list)
+
+
+OnImage = Callable[[DatasetSpec, int, EvalImage, dict[str, tuple[np.ndarray, ImageScore]]], None]
+
+
+def _is_path(text: str) -> bool:
+    return text.endswith(".safetensors") or "/" in text or os.sep in text
+
+
+def model_specs(names: Sequence[str], weights: Sequence[Path], self_ensemble: bool = False
+                ) -> list[ModelSpec]:
+    """Columns for --model names (bicubic, registry names, paths) and --weights files."""
+    from srgrad.models.registry import MODELS, suggest
+    from srgrad.models.weights import read_metadata
+
+    plus = "+" if self_ensemble else ""
+    specs: list[ModelSpec] = []
+    files = list(weights)
+    for name in names:
+        if name == BICUBIC:
+            specs.append(ModelSpec(BICUBIC))
+        elif name in MODELS:
+            specs.append(ModelSpec(name + plus, name))
+        elif _is_path(name):
+            files.append(Path(name))
+        else:
+            raise ConfigError(f"unknown model {name!r}{suggest(name, [*MODELS, BICUBIC])}; "
+                              "run `srgrad models` to list them, or pass --weights FILE")
+    for path in dict.fromkeys(files):
+        scale = int(read_metadata(path)["config"]["scale"])
+        label, n = Path(path).stem + plus, 2
+        while label in {s.label for s in specs}:
+            label, n = f"{Path(path).stem}#{n}{plus}", n + 1
+        specs.append(ModelSpec(label, str(path), scale))
+    return list(dict.fromkeys(specs))  # --model a,a counts once
+
+
+def check_available(specs: Sequence[ModelSpec], scales: Sequence[int]) -> None:
+    """One error line for every model that has no weights at a requested scale."""
+    from srgrad.models.registry import MODELS
+    from srgrad.models.weights import shipped_weights
+
+    shipped = shipped_weights()
+    missing = [f"{s.source} x{k}" for k in scales for s in specs
+               if s.source in MODELS and k not in shipped.get(s.source, [])]
+    if missing:
+        have = ", ".join(f"{n} x{k}" for n, ks in shipped.items() for k in ks) or "none"
+        raise WeightsError(f"no shipped weights for {', '.join(missing)} (shipped: {have}); "
+                           "use another --scale or pass --weights FILE")
+    for s in specs:
+        if s.scale is not None and s.scale not in scales:
+            raise WeightsError(f"{s.source} holds a x{s.scale} model but --scale is "
+                               f"{','.join(map(str, scales))}; pass --scale {s.scale}")
+
+
+def dataset_specs(names: Sequence[str], scales: Sequence[int], root: str | Path | None,
+                  explicit: bool = True, skipped: list[str] | None = None) -> list[DatasetSpec]:
+    """Resolve every data set before any work; unless `explicit`, missing sets are skipped
+    (their error lines appended to `skipped`) and only none at all is an error."""
+    specs: list[DatasetSpec] = []
+    for name in names:
+        key = name if Path(name).is_dir() and name.lower() not in BENCHMARKS else name.lower()
+        try:
+            pairs = {s: eval_pairs(key, s, root) for s in scales}
+        except DataError as exc:
+            if explicit:
+                raise
+            if skipped is not None:
+                skipped.append(str(exc))
+            continue
+        specs.append(DatasetSpec(key, BENCHMARKS.get(key, Path(key).name), pairs))
+    if not specs:
+        raise DataError(skipped[0] if skipped else "no data sets to evaluate")
+    return specs
+
+
+def _upscaler(spec: ModelSpec, scale: int, device: str, tile: int | None, self_ensemble: bool
+              ) -> Callable[[np.ndarray], np.ndarray]:
+    if spec.source is None:
+        return lambda lr: bicubic_upscale(lr, scale)
+    from srgrad.infer import load_model, super_resolve
+
+    model = load_model(spec.source if spec.scale is None else Path(spec.source), scale, device)
+    return lambda lr: super_resolve(model, lr, tile=tile, self_ensemble=self_ensemble,
+                                    device=device)
+
+
+def _score_one(up: Callable[[np.ndarray], np.ndarray], image: EvalImage, scale: int,
+               convention: str) -> tuple[np.ndarray, ImageScore]:
+    kept: list[np.ndarray] = []
+    result = score_images(up, [image], scale, convention, lambda _i, sr, _s: kept.append(sr))
+    return kept[0], result[0]
+
+
+def run_eval(run: EvalRun, tile: int | None = None, on_image: OnImage | None = None,
+             advance: Callable[[str], None] | None = None) -> EvalRun:
+    """Score every model on every image of every data set and scale, filling `run`.
+
+    Images are loaded one at a time; all models see an image before the next is loaded, so
+    `on_image` gets every output of that image (for saving and comparison grids).
+    """
+    for scale in run.scales:
+        specs = [m for m in run.models if m.scale in (None, scale)]
+        ups = {m.label: _upscaler(m, scale, run.device, tile, run.self_ensemble) for m in specs}
+        for data in run.datasets:
+            per_model: dict[str, list[ImageScore]] = {m.label: [] for m in specs}
+            for pair in data.pairs[scale]:
+                image = EvalImage(pair.name, *load_pair(pair, scale))
+                outputs: dict[str, tuple[np.ndarray, ImageScore]] = {}
+                for label, up in ups.items():
+                    sr, got = _score_one(up, image, scale, run.convention)
+                    outputs[label] = (sr, got)
+                    per_model[label].append(got)
+                    run.per_image.append(ImageResult(label, data.key, scale, image.name,
+                                                     got.psnr, got.ssim))
+                if on_image is not None:
+                    on_image(data, scale, image, outputs)
+                if advance is not None:
+                    advance(f"{data.label} x{scale} {image.name}")
+            for label, scores in per_model.items():
+                psnr, ssim = mean_scores(scores)
+                run.results.append(DatasetResult(label, data.key, scale, psnr, ssim, len(scores)))
+    return run

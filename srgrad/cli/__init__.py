@@ -9,7 +9,14 @@ from __future__ import annotations
 import typer
 
 from srgrad import __version__
-from srgrad.cli import download_cmd, models_cmd, train_cmd
+from srgrad.cli import (
+    download_cmd,
+    experiment_cmd,
+    export_cmd,
+    models_cmd,
+    train_cmd,
+    upscale_cmd,
+)
 
 app = typer.Typer(
     name="srgrad",
@@ -38,3 +45,6 @@ def main(
 app.command("models")(models_cmd.models)
 app.command("train")(train_cmd.train)
 app.command("download")(download_cmd.download)
+app.command("upscale")(upscale_cmd.upscale)
+app.command("export")(export_cmd.export)
+app.add_typer(experiment_cmd.app, name="experiment")

@@ -55,19 +55,31 @@ class ConvBranch(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2)
         self.res_scale = res_scale
 
-    def forward_with_mask(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_with_preact(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(F(x), conv1(x)): the pre-activation carries the ReLU mask for analytic_grad."""
         z = self.conv1(x)
         out = self.conv2(torch.relu(z))
-        return out * self.res_scale if self.res_scale != 1 else out, z > 0
+        return out * self.res_scale if self.res_scale != 1 else out, z
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.forward_with_mask(x)[0]
+        return self.forward_with_preact(x)[0]
 
-    def analytic_grad(self, mask: Tensor) -> Tensor:
-        upstream = adjoint_of_ones(self.conv2, *mask.shape[-2:])
-        inner = mask.to(upstream.dtype) * upstream
-        g = conv_adjoint(inner, self.conv1)
+    def analytic_grad(self, z: Tensor) -> Tensor:
+        upstream = adjoint_of_ones(self.conv2, *z.shape[-2:])
+        g = conv_adjoint(relu_mask_times(upstream, z), self.conv1)
         return g * self.res_scale if self.res_scale != 1 else g
+
+
+def relu_mask_times(upstream: Tensor, z: Tensor) -> Tensor:
+    """1[z > 0] * upstream (broadcast to z's shape).
+
+    This is exactly ReLU's backward, and aten's fused kernel for it is several times faster
+    on CPUs than building a boolean mask and multiplying; it is also differentiable in
+    `upstream` (grad_through). ONNX has no such op, so export takes the plain formula.
+    """
+    if torch.onnx.is_in_onnx_export():
+        return (z > 0).to(upstream.dtype) * upstream
+    return torch.ops.aten.threshold_backward(upstream.expand_as(z), z, 0)
 
 
 def conv_adjoint(y: Tensor, conv: nn.Conv2d) -> Tensor:
@@ -110,30 +122,40 @@ class LinearBranch(nn.Module):
         self.fc2 = nn.Linear(width, width)
         self.res_scale = res_scale
 
-    def forward_with_mask(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_with_preact(self, x: Tensor) -> tuple[Tensor, Tensor]:
         z = self.fc1(x)
         out = self.fc2(torch.relu(z))
-        return out * self.res_scale if self.res_scale != 1 else out, z > 0
+        return out * self.res_scale if self.res_scale != 1 else out, z
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.forward_with_mask(x)[0]
+        return self.forward_with_preact(x)[0]
 
-    def analytic_grad(self, mask: Tensor) -> Tensor:
+    def analytic_grad(self, z: Tensor) -> Tensor:
         upstream = self.fc2.weight.sum(dim=0)  # W2^T 1
-        g = (mask.to(upstream.dtype) * upstream) @ self.fc1.weight
+        g = relu_mask_times(upstream, z) @ self.fc1.weight
         return g * self.res_scale if self.res_scale != 1 else g
+
+
+def norm_factor(g: Tensor, x: Tensor, norm: str, magnitude: str, eps: float) -> Tensor | None:
+    """The per-sample or per-position multiplier with N(g) = g * factor (None for norm none).
+
+    Returning the small factor instead of N(g) lets the block fold sigmoid(alpha) into it
+    and touch the full-size g once. Norms are sqrt(sum(g*g)): torch.linalg.vector_norm
+    over the channel axis of an NCHW tensor is about 20x slower on CPUs.
+    """
+    if norm == "none":
+        return None
+    dims = tuple(range(1, g.dim())) if norm == "sample" else (1,)
+    factor = 1.0 / ((g * g).sum(dims, keepdim=True).sqrt() + eps)
+    if magnitude == "input":
+        factor = factor * (x * x).sum(dims, keepdim=True).sqrt()
+    return factor
 
 
 def normalize(g: Tensor, x: Tensor, norm: str, magnitude: str, eps: float) -> Tensor:
     """N(g): scale g to unit norm (or to |x|) per sample or per position; zero stays zero."""
-    if norm == "none":
-        return g
-    dims = tuple(range(1, g.dim())) if norm == "sample" else (1,)
-    g_norm = torch.linalg.vector_norm(g, dim=dims, keepdim=True)
-    out = g / (g_norm + eps)
-    if magnitude == "input":
-        out = out * torch.linalg.vector_norm(x, dim=dims, keepdim=True)
-    return out
+    factor = norm_factor(g, x, norm, magnitude, eps)
+    return g if factor is None else g * factor
 
 
 class GradResidualBlock(nn.Module):
@@ -167,19 +189,19 @@ class GradResidualBlock(nn.Module):
         if cfg.skip == "identity":
             return x + self.branch(x)
         if self.grad_impl == "analytic":
-            f, mask = self.branch.forward_with_mask(x)
+            f, z = self.branch.forward_with_preact(x)
             if cfg.grad_through:
-                g = self.branch.analytic_grad(mask)
+                g = self.branch.analytic_grad(z)
             else:
                 with torch.no_grad():
-                    g = self.branch.analytic_grad(mask)
+                    g = self.branch.analytic_grad(z)
         else:
             f, g = self._autograd_branch_and_grad(x)
-        g = normalize(g, x, cfg.norm, cfg.magnitude, cfg.eps)
+        factor = norm_factor(g, x, cfg.norm, cfg.magnitude, cfg.eps)
         if cfg.skip == "gradient":
-            return f + g
+            return f + (g if factor is None else g * factor)
         s = torch.sigmoid(self.alpha)
-        return f + (1 - s) * x + s * g
+        return f + (1 - s) * x + g * (s if factor is None else s * factor)
 
     def _autograd_branch_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The reference definition: one extra backward pass through the branch."""

@@ -18,6 +18,8 @@ def plot_curves(metrics_csv: Path, png: Path, title: str = "") -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not Path(metrics_csv).exists():
+        return None
     rows = read_metrics(metrics_csv)
     loss = [(int(r["step"]), float(r["loss"])) for r in rows if r.get("loss")]
     val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]

@@ -193,7 +193,7 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
         scaler.update()
         scheduler.step()
         if ema is not None:
-            ema_update(ema, model, config.ema)
+            ema_update(ema, model, config.ema, step)
         loss_acc += loss.detach().float()  # summed on the device: no sync per step
         loss_count += 1
         data_s += t1 - t0

@@ -59,7 +59,10 @@ def lr_factor(step: int, iters: int, schedule: str, step_every: int, warmup: int
 
 
 @torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """EMA with a warm-up: early on the average must not keep the random init alive
+    (0.999 ** 1000 still weighs the init at 37%), so the decay ramps up as (1+t)/(10+t)."""
+    decay = min(decay, (1 + step) / (10 + step))
     ema_params = [p for p in ema.parameters()]
     params = [p.detach() for p in model.parameters()]
     torch._foreach_lerp_(ema_params, params, 1 - decay)

@@ -1,0 +1,30 @@
+"""`srgrad export`: write a model as ONNX with dynamic height and width."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from srgrad.cli._common import console, user_errors
+from srgrad.export import DEFAULT_OPSET, export_onnx
+
+
+@user_errors
+def export(
+    onnx: Path = typer.Option(..., "--onnx", help="Output .onnx file.", show_default=False),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Registry model with shipped weights (default sedsr-grad)."
+    ),
+    scale: int | None = typer.Option(
+        None, "--scale", "-s", help="2, 3 or 4. Default: 2, or the scale stored in --weights."
+    ),
+    weights: Path | None = typer.Option(
+        None, "--weights", "-w", help="A weights file (.safetensors) instead of --model."
+    ),
+    opset: int = typer.Option(DEFAULT_OPSET, "--opset", help="ONNX opset version (11 or later)."),
+) -> None:
+    """Export to ONNX: input `lr` float32 Nx3xHxW RGB in 0-255, output `sr` (H, W dynamic)."""
+    path = export_onnx(onnx, model=model, scale=scale, weights=weights, opset=opset)
+    console.print(f"wrote {path} (opset {opset}; input 'lr' float32 Nx3xHxW on 0-255, "
+                  "dynamic batch/height/width)", highlight=False, markup=False)

@@ -1,0 +1,104 @@
+"""`srgrad upscale`: upscale images and folders with a shipped or trained model.
+
+Exit codes: 0 all done (existing outputs skipped count as done), 1 some files failed (each
+reported on one line; the others were still processed), 2 bad options/model (nothing done).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from srgrad.cli._common import console, err_console, is_tty, user_errors
+from srgrad.errors import ConfigError
+from srgrad.upscale_files import Job, Outcome, upscale_paths
+
+
+def _line(prefix: str, style: str, message: str) -> Text:
+    return Text.assemble((prefix, style), message)
+
+
+@user_errors
+def upscale(
+    inputs: list[Path] = typer.Argument(
+        ..., help="Image files and/or folders (walked recursively).", show_default=False
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o",
+        help="Output folder (created if needed); with one input file, may name the output file.",
+    ),
+    scale: int | None = typer.Option(
+        None, "--scale", "-s", help="2, 3 or 4. Default: 2, or the scale stored in --weights."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Registry model with shipped weights (default sedsr-grad)."
+    ),
+    weights: Path | None = typer.Option(
+        None, "--weights", "-w", help="A weights file (.safetensors) instead of --model."
+    ),
+    tile: int | None = typer.Option(
+        None, "--tile", help="Tile side in input pixels (default: automatic, to bound memory)."
+    ),
+    self_ensemble: bool = typer.Option(
+        False, "--self-ensemble", help="Average the 8 flips/rotations (8x slower, a bit better)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (CUDA only)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="png, jpg or webp (default: the input's, PNG for other formats)."
+    ),
+    max_pixels: int | None = typer.Option(
+        None, "--max-pixels",
+        help="Refuse inputs with more pixels (decompression-bomb guard; default Pillow's "
+        "limit, about 89 million; 0 disables it).",
+    ),
+) -> None:
+    """Upscale images: writes NAME_x<scale>.<ext> beside each input or under -o."""
+    if max_pixels is not None and max_pixels < 0:
+        raise ConfigError(f"--max-pixels must be positive (0 disables the limit), got {max_pixels}")
+    interactive = is_tty()
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, transient=True, disable=not interactive,
+    )
+    files_task = progress.add_task("images", total=0)
+    tiles_task = progress.add_task("tiles", total=0, visible=False)
+
+    def on_plan(jobs: list[Job]) -> None:
+        progress.update(files_task, total=len(jobs), completed=0)
+
+    def on_start(job: Job) -> None:
+        progress.update(files_task, description=job.source.name)
+        progress.update(tiles_task, completed=0, total=0, visible=False)
+
+    def on_tile(done: int, total: int) -> None:
+        if total > 1:
+            progress.update(tiles_task, completed=done, total=total, visible=True)
+
+    def on_done(outcome: Outcome) -> None:
+        progress.advance(files_task)
+        if outcome.status == "written":
+            console.print(f"{outcome.source} -> {outcome.output}", highlight=False, markup=False)
+        elif outcome.status == "skipped":
+            err_console.print(_line("skipped: ", "yellow", outcome.message), soft_wrap=True)
+        else:
+            err_console.print(_line("error: ", "bold red", outcome.message), soft_wrap=True)
+
+    with progress:
+        report = upscale_paths(
+            inputs, out=output, scale=scale, model=model, weights=weights, force=force, fmt=fmt,
+            max_pixels=-1 if max_pixels is None else (max_pixels or None), tile=tile,
+            self_ensemble=self_ensemble, device=device, precision=precision,
+            on_plan=on_plan, on_start=on_start, on_done=on_done, on_tile=on_tile,
+        )
+    for note in report.notes:
+        err_console.print(_line("note: ", "cyan", note), soft_wrap=True)
+    written, skipped, failed = (report.count(s) for s in ("written", "skipped", "failed"))
+    summary = f"{written} written, {skipped} skipped, {failed} failed"
+    err_console.print(summary, highlight=False)
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,249 @@
+"""Read and write images as people have them; every failure is a one-line DataError.
+
+Reading (`read_image`):
+- EXIF orientation is applied, so pixels are upright as viewers show them.
+- Grayscale stays grayscale (L, and 16-bit I;16); RGBA/LA keep their alpha separately
+  (`Picture.alpha`), palette images become RGB (RGBA if they have transparency), CMYK and other
+  colour spaces become RGB (through the embedded ICC profile when there is one).
+- 16-bit grayscale PNGs stay 16-bit. Pillow has no 16-bit RGB mode and reads such files as
+  8-bit RGB: that precision is lost before srgrad sees the pixels.
+- The ICC profile travels in `Picture.icc` to the written output.
+- A decompression-bomb guard: images over `max_pixels` (default: Pillow's own limit) are refused
+  before their pixels are decoded.
+- Every file is fully decoded (`.load()`), so a truncated file fails here, not half-way later.
+
+Writing (`write_image`) goes to a temporary file in the destination folder and is renamed into
+place, so an output file is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from srgrad.errors import DataError
+
+# Suffixes picked up when walking a folder (explicit file arguments may have any suffix).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm",
+                  ".pnm", ".tga", ".gif")
+OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
+SUFFIX_OF_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+
+_limit_lock = threading.Lock()
+
+
+@dataclass
+class Picture:
+    """Pixels ready for the network plus what must survive to the output."""
+
+    pixels: np.ndarray  # HxW (gray) or HxWx3 (RGB); uint8 or uint16
+    alpha: np.ndarray | None = None  # HxW, same dtype as pixels, or None
+    icc: bytes | None = None
+    format: str | None = None  # the file's format as Pillow names it ("PNG", "JPEG", ...)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)"""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+
+def default_max_pixels() -> int | None:
+    """Pillow's decompression-bomb limit (None when the user switched it off globally)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return int(limit) if limit else None
+
+
+@contextmanager
+def _pillow_limit_off() -> Iterator[None]:
+    # srgrad applies its own limit; Pillow's global one would refuse images the user allowed.
+    with _limit_lock:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text or type(exc).__name__
+
+
+def read_image(path: str | Path, max_pixels: int | None = -1) -> Picture:
+    """Decode `path` into a Picture. max_pixels: -1 = Pillow's limit, None or 0 = no limit."""
+    path = Path(path)
+    if max_pixels == -1:
+        max_pixels = default_max_pixels()
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    try:
+        with _pillow_limit_off(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                if max_pixels and width * height > max_pixels:
+                    raise DataError(
+                        f"{path}: {width}x{height} = {width * height:,} pixels is over the "
+                        f"{max_pixels:,} pixel limit (decompression-bomb guard); "
+                        "pass --max-pixels N to allow it"
+                    )
+                im.load()  # decode everything now: truncated files fail here
+                fmt = im.format
+                im = ImageOps.exif_transpose(im)
+                picture = from_pil(im, source=str(path))
+    except DataError:
+        raise
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot decode image ({_reason(exc)})") from None
+    picture.format = fmt
+    return picture
+
+
+def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    if icc:
+        try:
+            from PIL import ImageCms
+        except ImportError:  # Pillow built without LittleCMS
+            return im.convert("RGB")
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            out = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+            if out is not None:
+                return out
+        except (OSError, ImageCms.PyCMSError):
+            pass  # a broken profile: fall back to the naive conversion
+    return im.convert("RGB")
+
+
+def from_pil(im: Image.Image, source: str = "image") -> Picture:
+    """Split a PIL image into network pixels, alpha and ICC profile (no EXIF handling here)."""
+    icc = im.info.get("icc_profile") or None
+    mode = im.mode
+    if mode == "1":
+        im, mode = im.convert("L"), "L"
+    elif mode == "P":
+        mode = "RGBA" if "transparency" in im.info else "RGB"
+        im = im.convert(mode)
+    elif mode in ("PA", "RGBa", "La"):
+        mode = "LA" if mode == "La" else "RGBA"
+        im = im.convert(mode)
+    elif mode == "CMYK":
+        im, mode, icc = _cmyk_to_rgb(im, icc), "RGB", None  # a CMYK profile no longer applies
+    elif mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(im)
+        if mode == "I" and (arr.min() < 0 or arr.max() > 65535):
+            raise DataError(f"{source}: 32-bit integer pixels outside 0..65535 are not supported")
+        return Picture(arr.astype(np.uint16), None, icc)
+    elif mode == "F":
+        raise DataError(f"{source}: 32-bit float images are not supported; save as 8/16-bit")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        im, mode = im.convert("RGB"), "RGB"  # YCbCr, LAB, HSV, ...
+    arr = np.asarray(im)
+    if mode in ("LA", "RGBA"):
+        color = arr[..., 0] if mode == "LA" else arr[..., :3]
+        return Picture(np.ascontiguousarray(color), arr[..., -1].copy(), icc)
+    return Picture(np.ascontiguousarray(arr), None, icc)
+
+
+def to_pil(pixels: np.ndarray, alpha: np.ndarray | None = None, icc: bytes | None = None
+           ) -> Image.Image:
+    """Inverse of from_pil: uint8 gray/RGB (+ alpha) or uint16 gray -> PIL image."""
+    if pixels.dtype == np.uint16:
+        if pixels.ndim != 2:
+            raise DataError("16-bit output is only possible for grayscale images")
+        im = Image.fromarray(pixels)  # I;16
+    else:
+        if pixels.dtype != np.uint8:
+            raise TypeError(f"to_pil expects uint8 or uint16 pixels, got {pixels.dtype}")
+        if alpha is not None:
+            a = alpha if alpha.dtype == np.uint8 else (alpha.astype(np.float64) / 257).round()
+            arr = np.dstack([pixels, a.astype(np.uint8)])
+            im = Image.fromarray(arr, "LA" if pixels.ndim == 2 else "RGBA")
+        else:
+            im = Image.fromarray(pixels)
+    if icc:
+        im.info["icc_profile"] = icc
+    return im
+
+
+def resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    """Bicubic upscaling of an alpha channel (HxW), same dtype, clipped to its range."""
+    h, w = alpha.shape
+    im = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.float32), "F")
+    out = np.asarray(im.resize((w * scale, h * scale), Image.Resampling.BICUBIC))
+    if alpha.dtype in (np.uint8, np.uint16):
+        top = 65535 if alpha.dtype == np.uint16 else 255
+        return np.clip(np.rint(out), 0, top).astype(alpha.dtype)
+    return np.clip(out, 0, 255).astype(alpha.dtype)  # float alpha on the 0-255 scale
+
+
+def output_format(name: str | None, path: Path) -> str:
+    """Pillow format name for `name` (png|jpg|webp) or from the suffix of `path`."""
+    key = (name or path.suffix.lstrip(".")).lower()
+    if key not in OUTPUT_FORMATS:
+        raise DataError(f"{path}: cannot write format {key!r}; use png, jpg or webp")
+    return OUTPUT_FORMATS[key]
+
+
+def _prepare(image: Image.Image, fmt: str, path: Path) -> Image.Image:
+    if fmt in ("JPEG", "WEBP") and image.mode.startswith("I"):
+        arr = np.asarray(image).astype(np.float64) / 257  # 16-bit -> 8-bit for 8-bit formats
+        image = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
+    if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
+        raise DataError(f"{path}: JPEG cannot store transparency; use --format png or webp")
+    return image
+
+
+def write_image(path: str | Path, image: np.ndarray | Image.Image, format: str | None = None,
+                icc: bytes | None = None, alpha: np.ndarray | None = None,
+                quality: int = 95) -> Path:
+    """Write atomically: a temp file in the same folder, renamed over `path` when complete."""
+    path = Path(path)
+    fmt = output_format(format, path)
+    im = image if isinstance(image, Image.Image) else to_pil(image, alpha)
+    icc = icc or im.info.get("icc_profile")
+    im = _prepare(im, fmt, path)
+    options: dict[str, object] = {}
+    if icc:
+        options["icc_profile"] = icc
+    if fmt == "JPEG":
+        options.update(quality=quality, subsampling=0)
+    elif fmt == "WEBP":
+        options.update(quality=quality)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write to {path.parent} ({_reason(exc)})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            im.save(handle, fmt, **options)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write ({_reason(exc)})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

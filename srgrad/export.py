@@ -1,0 +1,88 @@
+"""ONNX export with dynamic batch, height and width.
+
+The gradient residual exports because srgrad computes g analytically (conv_transpose2d of a
+ReLU mask times W2^T 1: plain tensor algebra, see docs/method.md); blocks configured for the
+autograd g are switched to the analytic one, which computes the same values.
+
+The exported graph: input `lr`, float32 N x 3 x H x W RGB on the 0-255 scale; output `sr`,
+N x 3 x sH x sW on the same scale (not clipped: round and clip to 0-255 yourself).
+Uses PyTorch's TorchScript-based exporter (`dynamo=False`), which needs only `onnx`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from srgrad import __version__
+from srgrad.errors import ConfigError, DataError
+from srgrad.infer import model_scale, use_analytic_grad
+from srgrad.upscale_files import resolve_model
+
+MIN_OPSET = 11
+DEFAULT_OPSET = 17
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def export_onnx(path: str | Path, *, model: str | None = None, scale: int | None = None,
+                weights: str | Path | None = None, opset: int = DEFAULT_OPSET) -> Path:
+    """Export a shipped model (`model`, `scale`) or a weights file to ONNX at `path`
+    (written atomically). Returns the path."""
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package: pip install 'srgrad[export]'"
+                          ) from None
+    if opset < MIN_OPSET:
+        raise ConfigError(f"--opset must be at least {MIN_OPSET}, got {opset}")
+    path = Path(path)
+    net = resolve_model(model, None if weights is None else Path(weights), scale, "cpu")
+    if not use_analytic_grad(net):
+        raise ConfigError("this model's gradient blocks have no analytic g; it cannot be exported")
+    net = net.float().eval()
+    scale = model_scale(net)
+    config = getattr(net, "srgrad_config", None)
+    name = config.name if config is not None else (model or "model")
+    example = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write to {path.parent} ({exc.strerror})") from None
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
+            try:
+                torch.onnx.export(
+                    net, (example,), tmp, dynamo=False, opset_version=opset,
+                    input_names=["lr"], output_names=["sr"],
+                    dynamic_axes={"lr": {0: "batch", 2: "height", 3: "width"},
+                                  "sr": {0: "batch", 2: "out_height", 3: "out_width"}},
+                )
+            except (RuntimeError, ValueError, torch.onnx.errors.OnnxExporterError) as exc:
+                raise ConfigError(f"ONNX export failed with opset {opset}: {_first_line(exc)}"
+                                  ) from None
+        graph = onnx.load(tmp)
+        for key, value in {"srgrad_version": __version__, "model": name, "scale": str(scale),
+                           "input": "lr: float32 Nx3xHxW RGB, 0-255",
+                           "output": f"sr: float32 Nx3x{scale}Hx{scale}W RGB, 0-255"}.items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(graph)
+        onnx.save(graph, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write ({exc.strerror or _first_line(exc)})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,303 @@
+"""The one forward path shared by `srgrad eval` and `srgrad upscale`.
+
+`super_resolve(model, lr)` takes a numpy image and returns the upscaled numpy image of the
+same dtype. It runs under `torch.inference_mode()` and handles:
+
+- value ranges: uint8 and float (0-255 scale) go in as they are; uint16 is mapped to 0-255 and
+  back; integer outputs are rounded and clipped. Grayscale (HxW or HxWx1) is replicated to RGB
+  and the three output channels are averaged.
+- tiling: explicit (`tile=N`, LR pixels per tile side) or automatic when the activations would
+  exceed a memory budget (`MEMORY_BUDGET`: 1 GiB on CPU; half the free memory on CUDA). Each
+  tile is padded by at least `model.receptive_radius()` LR pixels of real context and only its
+  central part is kept, so tiled output equals whole-image output (up to float summation order:
+  within one 8-bit level). Models with per-sample normalization (`norm="sample"`) see the whole
+  image by definition; tiling them changes the result, and a warning says so.
+- self-ensemble (`self_ensemble=True`): the 8 flips/rotations averaged (EDSR+ style).
+- precision: fp32, bf16 (autocast on CUDA or CPU) or fp16 (autocast, CUDA only).
+- device: None (where the model is), "auto" (CUDA if available), "cpu", "cuda[:N]".
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from srgrad.data.images import from_pil, resize_alpha, to_pil
+from srgrad.errors import ConfigError, DataError, WeightsError
+from srgrad.models.blocks import GradResidualBlock
+from srgrad.models.registry import MODELS, SCALES, model_config, suggest
+from srgrad.models.weights import load_weights, shipped_weights, shipped_weights_path
+
+DEFAULT_MODEL = "sedsr-grad"
+MEMORY_BUDGET = 1 << 30  # bytes of activations per forward pass on CPU
+MIN_TILE = 32
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16,
+}
+Progress = Callable[[int, int], None]
+
+
+def resolve_device(device: str | torch.device | None, model: nn.Module | None = None
+                   ) -> torch.device:
+    if device is None:
+        param = next(model.parameters(), None) if model is not None else None
+        return param.device if param is not None else torch.device("cpu")
+    name = str(device).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("CUDA is not available on this machine; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+
+
+def _missing_weights(name: str, scale: int) -> WeightsError:
+    shipped = shipped_weights()
+    if name in shipped:
+        have = ", ".join(f"x{s}" for s in shipped[name])
+        return WeightsError(f"no shipped weights for {name} x{scale} (shipped for {name}: {have}); "
+                            "use one of those scales or pass a weights file (--weights FILE)")
+    if shipped:
+        have = "; ".join(f"{n} " + ", ".join(f"x{s}" for s in ss) for n, ss in shipped.items())
+        return WeightsError(f"no shipped weights for {name} (shipped: {have}); "
+                            "pass a weights file (--weights FILE)")
+    return WeightsError(f"no shipped weights for {name} x{scale}: this install ships none yet; "
+                        "pass a weights file (--weights FILE) or train one with `srgrad train`")
+
+
+def _looks_like_path(value: str | os.PathLike) -> bool:
+    if isinstance(value, os.PathLike):
+        return True
+    text = str(value)
+    return text.endswith(".safetensors") or "/" in text or os.sep in text or Path(text).is_file()
+
+
+def use_analytic_grad(model: nn.Module) -> bool:
+    """Switch gradient blocks to the analytic g where possible; True if every block can run
+    under inference_mode (autograd g cannot)."""
+    ok = True
+    for block in model.modules():
+        if isinstance(block, GradResidualBlock) and block.grad_impl == "autograd":
+            if hasattr(block.branch, "analytic_grad"):
+                block.grad_impl = "analytic"
+            else:
+                ok = False
+    return ok
+
+
+def load_model(name_or_path: str | os.PathLike, scale: int | None = None,
+               device: str | torch.device | None = "cpu") -> nn.Module:
+    """A model in eval mode: a registry name with shipped weights, or a weights file path."""
+    if not isinstance(name_or_path, os.PathLike) and str(name_or_path).lower() in MODELS:
+        name = str(name_or_path).lower()
+        scale = 2 if scale is None else scale
+        model_config(name, scale)  # validates the scale
+        path = shipped_weights_path(name, scale)
+        if path is None:
+            raise _missing_weights(name, scale)
+    elif _looks_like_path(name_or_path):
+        path = Path(name_or_path)
+    else:
+        name = str(name_or_path)
+        raise ConfigError(f"unknown model {name!r}{suggest(name, MODELS)}; run `srgrad models` "
+                          "to list them, or pass a weights file")
+    if scale is not None and scale not in SCALES:
+        raise ConfigError(f"scale must be one of {SCALES}, got {scale}")
+    model, config = load_weights(path, scale)
+    model.srgrad_config = config  # type: ignore[assignment]
+    use_analytic_grad(model)
+    return model.to(resolve_device(device)).eval()
+
+
+def model_scale(model: nn.Module) -> int:
+    scale = getattr(model, "scale", None)
+    if isinstance(scale, int):
+        return scale
+    param = next(model.parameters())
+    with torch.inference_mode():
+        out = model(torch.zeros(1, 3, 8, 8, device=param.device, dtype=param.dtype))
+    return out.shape[-1] // 8
+
+
+def bytes_per_lr_pixel(model: nn.Module, scale: int) -> int:
+    """Peak activation bytes per LR pixel of one forward pass (fp32, measured on sedsr x2-x4
+    with ~30% headroom): the body holds a few feature maps, the upsampler 4x or 9x more."""
+    head = getattr(model, "head", None)
+    n_feats = head.out_channels if isinstance(head, nn.Conv2d) else 64
+    return 4 * n_feats * (6 + 3 * scale * scale)
+
+
+def auto_tile(model: nn.Module, height: int, width: int, scale: int, overlap: int,
+              budget: int) -> int | None:
+    """Tile side (LR pixels) that keeps activations under `budget`, or None if none needed."""
+    max_pixels = budget // bytes_per_lr_pixel(model, scale)
+    if height * width <= max_pixels:
+        return None
+    return max(MIN_TILE, math.isqrt(max_pixels) - 2 * overlap)
+
+
+def plan_tiles(height: int, width: int, tile: int | None) -> list[tuple[int, int, int, int]]:
+    """Core regions (y0, y1, x0, x1) covering the image in near-equal tiles of side <= tile."""
+    if tile is None or (tile >= height and tile >= width):
+        return [(0, height, 0, width)]
+
+    def cuts(n: int) -> list[int]:
+        count = math.ceil(n / tile)
+        return [round(i * n / count) for i in range(count + 1)]
+
+    ys, xs = cuts(height), cuts(width)
+    return [(ys[i], ys[i + 1], xs[j], xs[j + 1])
+            for i in range(len(ys) - 1) for j in range(len(xs) - 1)]
+
+
+def _run(model: nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    if dtype is None:
+        return model(x).float()
+    with torch.autocast(device_type=x.device.type, dtype=dtype):
+        return model(x).float()
+
+
+def _forward(model: nn.Module, x: torch.Tensor, ensemble: bool, dtype: torch.dtype | None
+             ) -> torch.Tensor:
+    if not ensemble:
+        return _run(model, x, dtype)
+    total: torch.Tensor | None = None
+    for k in range(4):
+        for flip in (False, True):
+            t = torch.rot90(x, k, (2, 3))
+            y = _run(model, t.flip(3) if flip else t, dtype)
+            y = torch.rot90(y.flip(3) if flip else y, -k, (2, 3))
+            total = y if total is None else total + y
+    assert total is not None
+    return total / 8
+
+
+def _to_output(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.uint8:
+        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+    if dtype == np.uint16:
+        return np.clip(np.rint(y * (65535 / 255)), 0, 65535).astype(np.uint16)
+    return y.astype(dtype)
+
+
+def _sample_norm(model: nn.Module) -> bool:
+    return any(b.config.skip != "identity" and b.config.norm == "sample"
+               for b in model.modules() if isinstance(b, GradResidualBlock))
+
+
+def _guarded(model: nn.Module, x: torch.Tensor, ensemble: bool, dtype: torch.dtype | None
+             ) -> torch.Tensor:
+    """_forward with out-of-memory turned into a one-line user error."""
+    size = f"{x.shape[-2]}x{x.shape[-1]}"
+    try:
+        return _forward(model, x, ensemble, dtype)
+    except torch.cuda.OutOfMemoryError:
+        raise DataError(f"out of GPU memory on a {size} tile; pass a smaller --tile "
+                        "or --device cpu") from None
+    except RuntimeError as exc:
+        if "alloc" not in str(exc).lower():
+            raise
+        raise DataError(f"out of memory on a {size} tile; pass a smaller --tile") from None
+
+
+def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
+                  self_ensemble: bool = False, device: str | torch.device | None = None,
+                  precision: str = "fp32", progress: Progress | None = None,
+                  memory_budget: int | None = None) -> np.ndarray:
+    """Upscale one HxWx3 / HxW / HxWx1 image (uint8, uint16 or float on the 0-255 scale).
+
+    tile: LR tile side; None tiles automatically only when `memory_budget` (bytes; default
+    MEMORY_BUDGET on CPU, half the free memory on CUDA) would be exceeded.
+    progress: called as progress(tiles_done, tiles_total) after each tile.
+    """
+    arr = np.asarray(lr)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
+        raise DataError(f"expected an HxW or HxWx3 image, got shape {arr.shape}")
+    if not (arr.dtype in (np.uint8, np.uint16) or np.issubdtype(arr.dtype, np.floating)):
+        raise DataError(f"expected uint8, uint16 or float pixels, got {arr.dtype}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if tile is not None and tile < 1:
+        raise ConfigError(f"tile must be a positive number of pixels, got {tile}")
+    dev = resolve_device(device, model)
+    if precision == "fp16" and dev.type != "cuda":
+        raise ConfigError("fp16 needs a CUDA device; use --precision bf16 or fp32 on CPU")
+    model.to(dev).eval()
+    exact_mode = use_analytic_grad(model)
+    scale = model_scale(model)
+    overlap = int(getattr(model, "receptive_radius", lambda: 16)()) + 1
+    height, width = arr.shape[:2]
+    if tile is None:
+        if memory_budget is None:
+            memory_budget = MEMORY_BUDGET
+            if dev.type == "cuda":  # half of what is free, counting PyTorch's cached blocks
+                cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+                memory_budget = (torch.cuda.mem_get_info(dev)[0] + cached) // 2
+        tile = auto_tile(model, height, width, scale, overlap, memory_budget)
+    tiles = plan_tiles(height, width, tile)
+    if len(tiles) > 1 and _sample_norm(model):
+        warnings.warn("per-sample normalization makes tiled output differ from whole-image "
+                      "output", stacklevel=2)
+    gray = arr.ndim == 2 or arr.shape[2] == 1
+    factor = 255 / 65535 if arr.dtype == np.uint16 else 1.0
+    out = np.empty((height * scale, width * scale) + (arr.shape[2:] if gray else (3,)), arr.dtype)
+    s = scale
+    with torch.inference_mode() if exact_mode else torch.no_grad():
+        for done, (y0, y1, x0, x1) in enumerate(tiles, start=1):
+            py0, py1 = max(0, y0 - overlap), min(height, y1 + overlap)
+            px0, px1 = max(0, x0 - overlap), min(width, x1 + overlap)
+            patch = np.asarray(arr[py0:py1, px0:px1], dtype=np.float32) * factor
+            patch = patch.reshape(py1 - py0, px1 - px0, -1).transpose(2, 0, 1)
+            x = torch.from_numpy(np.ascontiguousarray(patch))[None].to(dev)
+            y = _guarded(model, x.expand(1, 3, -1, -1) if gray else x, self_ensemble,
+                         PRECISIONS[precision])
+            y = y[0, :, (y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s]
+            y = y.permute(1, 2, 0)
+            y = y.mean(2, keepdim=arr.ndim == 3) if gray else y
+            out[y0 * s:y1 * s, x0 * s:x1 * s] = _to_output(y.cpu().numpy(), out.dtype)
+            if progress is not None:
+                progress(done, len(tiles))
+    return out
+
+
+def _resolve_model(model: Any, scale: int, device: Any) -> nn.Module:
+    if model is None:
+        model = DEFAULT_MODEL
+    if isinstance(model, nn.Module):
+        have = model_scale(model)
+        if have != scale:
+            raise ConfigError(f"the model upscales x{have}, not x{scale}; pass scale={have}")
+        return model
+    return load_model(model, scale=scale, device=device if device is not None else "cpu")
+
+
+def upscale_image(image: Any, scale: int = 2, model: Any = None, **options: Any) -> Any:
+    """Upscale a PIL image (-> PIL, mode kept: L stays L, alpha upscaled bicubic) or a numpy
+    array (-> numpy, same dtype; HxWx2/HxWx4 carry alpha in the last channel).
+
+    model: None (the shipped sedsr-grad), a registry name, a weights path or an nn.Module.
+    options: those of `super_resolve` (tile, self_ensemble, device, precision, progress).
+    """
+    net = _resolve_model(model, scale, options.get("device"))
+    if isinstance(image, Image.Image):
+        picture = from_pil(image)
+        pixels = super_resolve(net, picture.pixels, **options)
+        alpha = resize_alpha(picture.alpha, scale) if picture.alpha is not None else None
+        return to_pil(pixels, alpha, picture.icc)
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        color = super_resolve(net, arr[..., :-1] if arr.shape[2] == 4 else arr[..., 0], **options)
+        alpha = resize_alpha(arr[..., -1], scale)
+        return np.dstack([color, alpha]).astype(arr.dtype)
+    return super_resolve(net, arr, **options)

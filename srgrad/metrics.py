@@ -1,0 +1,119 @@
+"""PSNR and SSIM as SR papers compute them (MATLAB conventions), in float64 numpy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from srgrad.errors import DataError
+
+CONVENTIONS: dict[str, str] = {
+    "y": "Y channel of MATLAB rgb2ycbcr (studio range), shave = scale (paper convention)",
+    "rgb": "RGB channels, shave = scale",
+    "div2k": "RGB channels, shave = scale + 6 (EDSR-PyTorch DIV2K validation)",
+}
+
+_SSIM_C1 = (0.01 * 255) ** 2
+_SSIM_C2 = (0.03 * 255) ** 2
+
+
+def rgb_to_y(img: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2ycbcr`` luma in [16, 235] as float64 (not rounded) from uint8 RGB.
+
+    Grayscale input (HxW or HxWx1) is returned as it is, as float64 HxW.
+    """
+    x = np.asarray(img, dtype=np.float64)
+    if x.ndim == 3 and x.shape[2] == 1:
+        return x[:, :, 0]
+    if x.ndim == 2:
+        return x
+    if x.ndim != 3 or x.shape[2] != 3:
+        raise ValueError(f"expected HxW or HxWx3, got shape {x.shape}")
+    r, g, b = x[:, :, 0], x[:, :, 1], x[:, :, 2]
+    return 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+
+
+def psnr(sr: np.ndarray, hr: np.ndarray, data_range: float = 255) -> float:
+    """Peak signal-to-noise ratio in dB over all values; ``inf`` for identical inputs."""
+    diff = np.asarray(sr, dtype=np.float64) - np.asarray(hr, dtype=np.float64)
+    mse = float(np.mean(diff * diff))
+    if mse == 0:
+        return math.inf
+    return 10.0 * math.log10(data_range**2 / mse)
+
+
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    r = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(r * r) / (2 * sigma * sigma))
+    return g / g.sum()  # the 2-D window is the outer product, so it also sums to 1
+
+
+def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable 'valid' correlation of a 2-D array with ``g`` along both axes."""
+    k = len(g)
+    h, w = x.shape
+    rows = sum(g[i] * x[i : h - k + 1 + i] for i in range(k))
+    return sum(g[i] * rows[:, i : w - k + 1 + i] for i in range(k))
+
+
+def _ssim_2d(a: np.ndarray, b: np.ndarray) -> float:
+    g = _gaussian_1d()
+    if min(a.shape) < len(g):
+        raise ValueError(f"SSIM needs images of at least 11x11, got {a.shape}")
+    mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
+    var_a = _filter_valid(a * a, g) - mu_a * mu_a
+    var_b = _filter_valid(b * b, g) - mu_b * mu_b
+    cov = _filter_valid(a * b, g) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + _SSIM_C1) * (2 * cov + _SSIM_C2)
+    den = (mu_a * mu_a + mu_b * mu_b + _SSIM_C1) * (var_a + var_b + _SSIM_C2)
+    return float(np.mean(num / den))
+
+
+def ssim(sr: np.ndarray, hr: np.ndarray) -> float:
+    """SSIM on the 0..255 scale (Wang et al.): 11x11 Gaussian, sigma 1.5, valid region.
+
+    HxW inputs give one SSIM; HxWxC inputs the mean over channels.
+    """
+    a = np.asarray(sr, dtype=np.float64)
+    b = np.asarray(hr, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
+    if a.ndim == 2:
+        return _ssim_2d(a, b)
+    return float(np.mean([_ssim_2d(a[:, :, c], b[:, :, c]) for c in range(a.shape[2])]))
+
+
+def _squeeze_gray(img: np.ndarray) -> np.ndarray:
+    return img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
+
+
+def score(
+    sr_uint8: np.ndarray, hr_uint8: np.ndarray, scale: int, convention: str = "y"
+) -> tuple[float, float]:
+    """(PSNR, SSIM) of an SR output against its HR under one of ``CONVENTIONS``.
+
+    The HR is modcropped to ``scale`` first and must then have the SR's shape. PSNR is
+    ``inf`` when the shaved images are identical.
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
+    sr = _squeeze_gray(np.asarray(sr_uint8))
+    hr = _squeeze_gray(np.asarray(hr_uint8))
+    h, w = hr.shape[:2]
+    hr = hr[: h - h % scale, : w - w % scale]
+    if sr.shape != hr.shape:
+        raise DataError(
+            f"SR output shape {sr.shape} does not match the HR shape {hr.shape} "
+            f"after cropping to a multiple of {scale}"
+        )
+    if convention == "y":
+        sr_c, hr_c = rgb_to_y(sr), rgb_to_y(hr)
+        shave = scale
+    else:
+        sr_c, hr_c = sr.astype(np.float64), hr.astype(np.float64)
+        shave = scale + 6 if convention == "div2k" else scale
+    if shave:
+        sr_c = sr_c[shave:-shave, shave:-shave]
+        hr_c = hr_c[shave:-shave, shave:-shave]
+    return psnr(sr_c, hr_c), ssim(sr_c, hr_c)

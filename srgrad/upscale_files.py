@@ -1,0 +1,240 @@
+"""Upscale files and folders: the library behind `srgrad upscale`.
+
+(Not named upscale.py: a submodule `srgrad.upscale` would replace the public function
+`srgrad.upscale()` as an attribute of the package as soon as it was imported.)
+
+Naming: `photo.jpg` -> `photo_x2.jpg` beside the input, or under `-o DIR` (created if needed).
+Folders are walked recursively and their relative structure is kept under `-o`. With a single
+input file, `-o` may name the output file itself (its suffix picks the format). The output keeps
+the input's format when it is PNG, JPEG or WebP, and is PNG otherwise, unless `fmt` says.
+
+Decisions:
+- In folders, files whose name already ends in `_x2`, `_x3` or `_x4` are taken for earlier
+  outputs and skipped (so running twice does not make `photo_x2_x2.png`); hidden files and the
+  `-o` folder itself are skipped too. Name such a file explicitly to upscale it.
+- An existing output is never overwritten without `force`; it is reported as skipped.
+- Every output is written atomically (see data.images.write_image).
+- Errors in the model or options stop everything before any file is touched; an error in one
+  input (unreadable, too large, unwritable output) fails that file only.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from srgrad.data.images import (
+    IMAGE_SUFFIXES,
+    OUTPUT_FORMATS,
+    SUFFIX_OF_FORMAT,
+    read_image,
+    resize_alpha,
+    write_image,
+)
+from srgrad.errors import ConfigError, DataError
+from srgrad.infer import (
+    DEFAULT_MODEL,
+    PRECISIONS,
+    load_model,
+    model_scale,
+    resolve_device,
+    super_resolve,
+)
+
+OUTPUT_STEM = re.compile(r"_x[234]$")
+KEEP_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+@dataclass
+class Job:
+    source: Path
+    output: Path
+
+
+@dataclass
+class Outcome:
+    source: Path
+    output: Path | None
+    status: str  # "written" | "skipped" | "failed"
+    message: str = ""
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+
+def output_suffix(source: Path, fmt: str | None) -> str:
+    if fmt:
+        return SUFFIX_OF_FORMAT[OUTPUT_FORMATS[fmt.lower()]]
+    suffix = source.suffix.lower()
+    return source.suffix if suffix in KEEP_SUFFIXES else ".png"
+
+
+def output_name(source: Path, scale: int, fmt: str | None = None) -> str:
+    return f"{source.stem}_x{scale}{output_suffix(source, fmt)}"
+
+
+def looks_like_output(path: Path) -> bool:
+    return bool(OUTPUT_STEM.search(path.stem))
+
+
+def _walk(folder: Path, skip: Path | None) -> tuple[list[Path], int]:
+    """Image files under `folder` (sorted, hidden and `skip` excluded), and how many were
+    left out because they look like srgrad outputs."""
+    found, outputs = [], 0
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        if skip is not None and path.resolve().is_relative_to(skip):
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if looks_like_output(path):
+            outputs += 1
+            continue
+        found.append(path)
+    return found, outputs
+
+
+def plan_jobs(inputs: Sequence[Path], out: Path | None, scale: int, fmt: str | None,
+              report: Report) -> list[Job]:
+    """Map inputs to outputs; failures (missing input, empty folder, clashes) go to report."""
+    single = (out is not None and len(inputs) == 1 and inputs[0].is_file()
+              and out.suffix.lower() in KEEP_SUFFIXES and not out.is_dir())
+    skip = out.resolve() if out is not None and not single else None
+    jobs: list[Job] = []
+    for source in inputs:
+        if not source.exists():
+            message = f"{source}: no such file or folder"
+            report.outcomes.append(Outcome(source, None, "failed", message))
+        elif source.is_dir():
+            files, outputs = _walk(source, skip)
+            if outputs:
+                report.notes.append(f"{source}: left out {outputs} file(s) named like outputs "
+                                    "(*_x2/_x3/_x4); name them explicitly to upscale them")
+            if not files:
+                report.outcomes.append(Outcome(source, None, "failed", f"{source}: folder has no "
+                                               f"images ({', '.join(KEEP_SUFFIXES)}, ...)"))
+            base = out if out is not None else source
+            for file in files:
+                rel = file.relative_to(source).parent
+                jobs.append(Job(file, base / rel / output_name(file, scale, fmt)))
+        elif single:
+            assert out is not None
+            jobs.append(Job(source, out))
+        else:
+            base = out if out is not None else source.parent
+            jobs.append(Job(source, base / output_name(source, scale, fmt)))
+    seen: dict[Path, Path] = {}
+    kept: list[Job] = []
+    for job in jobs:
+        key = job.output.resolve()
+        if key in seen:
+            report.outcomes.append(Outcome(job.source, job.output, "failed",
+                                           f"{job.source}: its output {job.output} is also the "
+                                           f"output of {seen[key]}; use --format or -o"))
+        else:
+            seen[key] = job.source
+            kept.append(job)
+    return kept
+
+
+def prepare_output_folder(out: Path) -> None:
+    """Create `out` and prove it is writable, or raise one DataError before any work."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DataError(f"output folder {out} is not writable ({reason})") from None
+
+
+def upscale_file(job: Job, model: nn.Module, *, force: bool = False, fmt: str | None = None,
+                 max_pixels: int | None = -1, **options) -> Outcome:
+    """Read, upscale and write one file; a DataError becomes a failed Outcome."""
+    if job.output.exists() and not force:
+        return Outcome(job.source, job.output, "skipped",
+                       f"{job.output} exists (pass --force to overwrite)")
+    try:
+        picture = read_image(job.source, max_pixels=max_pixels)
+        pixels = super_resolve(model, picture.pixels, **options)
+        scale = pixels.shape[0] // picture.pixels.shape[0]
+        alpha = None if picture.alpha is None else resize_alpha(picture.alpha, scale)
+        try:
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"{job.output}: cannot create its folder ({exc.strerror})") from None
+        write_image(job.output, pixels, format=fmt, icc=picture.icc, alpha=alpha)
+    except DataError as exc:
+        return Outcome(job.source, job.output, "failed", str(exc))
+    return Outcome(job.source, job.output, "written")
+
+
+def resolve_model(model: str | None, weights: Path | None, scale: int | None,
+                  device: str) -> nn.Module:
+    if model is not None and weights is not None:
+        raise ConfigError("--model and --weights cannot be used together: --weights already "
+                          "names the model (its file records the architecture)")
+    return load_model(weights if weights is not None else (model or DEFAULT_MODEL),
+                      scale=scale, device=device)
+
+
+def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
+                  scale: int | None = None, model: str | None = None,
+                  weights: Path | None = None, force: bool = False, fmt: str | None = None,
+                  max_pixels: int | None = -1, tile: int | None = None,
+                  self_ensemble: bool = False, device: str = "auto", precision: str = "fp32",
+                  on_plan: Callable[[list[Job]], None] | None = None,
+                  on_start: Callable[[Job], None] | None = None,
+                  on_done: Callable[[Outcome], None] | None = None,
+                  on_tile: Callable[[int, int], None] | None = None) -> Report:
+    """Upscale every image in `inputs` (files or folders). Option errors raise SrgradError;
+    per-file errors are collected in the returned Report."""
+    if fmt is not None and fmt.lower() not in OUTPUT_FORMATS:
+        raise ConfigError(f"--format must be png, jpg or webp, got {fmt!r}")
+    if tile is not None and tile < 1:
+        raise ConfigError(f"--tile must be a positive number of pixels, got {tile}")
+    if max_pixels is not None and max_pixels < -1:
+        raise ConfigError(f"--max-pixels must be positive (0 disables the limit), got {max_pixels}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and resolve_device(device).type != "cuda":
+        raise ConfigError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    net = resolve_model(model, None if weights is None else Path(weights), scale, device)
+    scale = model_scale(net)
+    paths = [Path(p) for p in inputs]
+    report = Report()
+    jobs = plan_jobs(paths, None if out is None else Path(out), scale, fmt, report)
+    single = len(jobs) == 1 and out is not None and jobs[0].output == Path(out)
+    if out is not None and jobs and not single:
+        prepare_output_folder(Path(out))
+    for early in list(report.outcomes):  # missing inputs, empty folders, clashing outputs
+        if on_done is not None:
+            on_done(early)
+    if on_plan is not None:
+        on_plan(jobs)
+    for job in jobs:
+        if on_start is not None:
+            on_start(job)
+        outcome = upscale_file(job, net, force=force, fmt=fmt, max_pixels=max_pixels, tile=tile,
+                               self_ensemble=self_ensemble, precision=precision, progress=on_tile)
+        report.outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    return report

@@ -1,0 +1,25 @@
+"""Shared test setup."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# One intra-op thread: on a 2-core machine shared with other jobs, small tensors are up to
+# 40x slower with two contending threads.
+torch.set_num_threads(1)
+
+SHARED_DATASETS = Path(
+    os.environ.get("SRGRAD_SHARED_DATASETS")
+    or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
+
+
+@pytest.fixture
+def shared_datasets() -> Path:
+    if not (SHARED_DATASETS / "benchmark").is_dir():
+        pytest.skip(f"shared datasets not found at {SHARED_DATASETS} (set SRGRAD_SHARED_DATASETS)")
+    return SHARED_DATASETS

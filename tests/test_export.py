@@ -1,0 +1,103 @@
+"""`srgrad export`: ONNX with dynamic height/width, checked against PyTorch by onnxruntime."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from srgrad.cli import export_cmd
+from srgrad.errors import ConfigError
+from srgrad.export import export_onnx
+from srgrad.infer import load_model
+from srgrad.models import weights as weights_mod
+from srgrad.models.registry import build_model, model_config
+from srgrad.models.weights import save_weights
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command("export")(export_cmd.export)
+app.command("noop")(lambda: None)  # keeps "export" a subcommand
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small forwards run much faster on one thread, above all on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "shipped"
+    for scale in (2, 3):
+        torch.manual_seed(scale)
+        save_weights(build_model("sedsr-grad", scale), model_config("sedsr-grad", scale),
+                     folder / f"sedsr-grad_x{scale}.safetensors")
+    monkeypatch.setattr(weights_mod, "weights_dirs", lambda: [folder])
+    return folder
+
+
+def compare(onnx_path: Path, model: torch.nn.Module, sizes: list[tuple[int, int]]) -> None:
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(0)
+    for h, w in sizes:
+        x = torch.rand(1, 3, h, w, generator=generator) * 255
+        with torch.inference_mode():
+            expected = model(x).numpy()
+        (got,) = session.run(["sr"], {"lr": x.numpy()})
+        assert got.shape == expected.shape == (1, 3, h * model.scale, w * model.scale)
+        assert np.abs(got - expected).max() < 1e-3
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_cli_export_matches_pytorch_on_two_sizes(tmp_path, shipped, scale):
+    out = tmp_path / "models" / f"x{scale}.onnx"
+    args = ["export", "--model", "sedsr-grad", "--scale", str(scale), "--onnx", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.output and "Traceback" not in result.output
+    compare(out, load_model("sedsr-grad", scale=scale), [(24, 32), (41, 17)])
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["model"] == "sedsr-grad" and meta["scale"] == str(scale)
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temp file left
+
+
+def test_export_weights_file_autograd_config(tmp_path):
+    """A file whose blocks ask for the autograd g still exports (switched to analytic)."""
+    torch.manual_seed(4)
+    config = model_config("sedsr-grad", 4, grad_impl="autograd", norm="pixel",
+                          magnitude="input")
+    path = save_weights(build_model("sedsr-grad", 4, grad_impl="autograd", magnitude="input"),
+                        config, tmp_path / "w.safetensors")
+    out = export_onnx(tmp_path / "w.onnx", weights=path, opset=13)
+    reference = load_model(path)  # analytic g under inference_mode
+    compare(out, reference, [(16, 16), (9, 23)])
+
+
+def test_export_errors(tmp_path, shipped, monkeypatch):
+    runner = CliRunner()
+    both = runner.invoke(app, ["export", "--model", "sedsr", "--weights", "w.safetensors",
+                               "--onnx", str(tmp_path / "a.onnx")])
+    assert both.exit_code == 2 and "cannot be used together" in both.output
+    old = runner.invoke(app, ["export", "--opset", "9", "--onnx", str(tmp_path / "a.onnx")])
+    assert old.exit_code == 2 and "--opset must be at least 11" in old.output
+    missing = runner.invoke(app, ["export", "--scale", "4", "--onnx", str(tmp_path / "a.onnx")])
+    assert missing.exit_code == 2 and "no shipped weights for sedsr-grad x4" in missing.output
+    new = runner.invoke(app, ["export", "--opset", "99", "--onnx", str(tmp_path / "a.onnx")])
+    assert new.exit_code == 2 and "ONNX export failed with opset 99" in new.output
+    for result in (both, old, missing, new):
+        assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.onnx"))
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ConfigError, match=r"pip install 'srgrad\[export\]'"):
+        export_onnx(tmp_path / "a.onnx")

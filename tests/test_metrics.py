@@ -1,0 +1,135 @@
+"""PSNR/SSIM/Y conventions, and the bicubic rows of conventions.md reproduced end to end."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srgrad.data.resize import imresize, modcrop
+from srgrad.errors import DataError
+from srgrad.metrics import CONVENTIONS, psnr, rgb_to_y, score, ssim
+
+
+def shared_datasets() -> Path:
+    env = os.environ.get("SRGRAD_SHARED_DATASETS")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    if not (path / "benchmark").is_dir():
+        pytest.skip(f"shared benchmark data not found at {path}")
+    return path
+
+
+def test_rgb_to_y_golden_values():
+    px = np.array([[[255, 255, 255], [0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)
+    y = rgb_to_y(px)
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y[0], [235.0, 16.0, 81.481, 144.553, 40.966], atol=1e-9)
+
+
+def test_rgb_to_y_keeps_grayscale():
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    np.testing.assert_array_equal(rgb_to_y(gray), gray)
+    np.testing.assert_array_equal(rgb_to_y(gray[:, :, None]), gray)
+    assert rgb_to_y(gray).dtype == np.float64
+
+
+def test_psnr_values():
+    a = np.zeros((4, 4), np.uint8)
+    assert psnr(a, a) == math.inf  # identical images: infinite PSNR, by definition
+    b = a + 1
+    assert psnr(b, a) == pytest.approx(10 * math.log10(255**2))
+    assert psnr(b.astype(float) / 255, a.astype(float) / 255, data_range=1) == pytest.approx(
+        48.1308036, abs=1e-6
+    )
+
+
+def test_ssim_identical_is_one_and_shape_checked():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    assert ssim(img, img) == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError):
+        ssim(img, img[:-1])
+
+
+@pytest.mark.parametrize("shape", [(32, 40), (25, 19, 3)])
+def test_ssim_matches_skimage(shape):
+    skm = pytest.importorskip("skimage.metrics")
+    rng = np.random.default_rng(1)
+    hr = rng.integers(0, 256, shape).astype(np.float64)
+    sr = np.clip(hr + rng.normal(0, 20, shape), 0, 255)
+    options = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
+    if len(shape) == 3:
+        options["channel_axis"] = 2
+    # skimage filters with reflected borders but averages only the map cropped by 5 px per
+    # side, which is exactly the 'valid' region used here.
+    expected = skm.structural_similarity(sr, hr, **options)
+    assert ssim(sr, hr) == pytest.approx(expected, abs=1e-9)
+    _, full = skm.structural_similarity(sr, hr, full=True, **options)
+    assert ssim(sr, hr) == pytest.approx(full[5:-5, 5:-5].mean(), abs=1e-9)
+
+
+def test_score_conventions_shave_and_modcrop():
+    rng = np.random.default_rng(2)
+    hr = rng.integers(0, 256, (50, 43, 3), dtype=np.uint8)
+    sr = modcrop(hr, 4).copy()
+    sr[:4] = 0  # damage only what the shave removes for "y" and "rgb" at x4
+    for convention in ("y", "rgb", "div2k"):
+        p, s = score(sr, hr, 4, convention)
+        assert p == math.inf and s == pytest.approx(1.0)
+    sr[9] = 0  # inside the x4 shave of "div2k" (10 px), outside that of "y" and "rgb"
+    assert score(sr, hr, 4, "div2k")[0] == math.inf
+    assert score(sr, hr, 4, "y")[0] < 40 and score(sr, hr, 4, "rgb")[0] < 40
+    assert set(CONVENTIONS) == {"y", "rgb", "div2k"}
+
+
+def test_score_y_vs_rgb_differ_and_grayscale_works():
+    rng = np.random.default_rng(3)
+    hr = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    sr = np.clip(hr.astype(int) + rng.integers(-8, 9, hr.shape), 0, 255).astype(np.uint8)
+    assert score(sr, hr, 2, "y")[0] != score(sr, hr, 2, "rgb")[0]
+    p, s = score(sr[:, :, 0], hr[:, :, 0], 2, "y")
+    assert p == pytest.approx(psnr(sr[2:-2, 2:-2, 0], hr[2:-2, 2:-2, 0]))
+
+
+def test_score_shape_mismatch_is_a_one_line_data_error():
+    hr = np.zeros((40, 40, 3), np.uint8)
+    with pytest.raises(DataError) as info:
+        score(np.zeros((38, 40, 3), np.uint8), hr, 2)
+    assert "\n" not in str(info.value) and "(38, 40, 3)" in str(info.value)
+    with pytest.raises(ValueError):
+        score(hr, hr, 2, "ycbcr")
+
+
+# conventions.md, bicubic rows (Y channel, shave = scale): PSNR dB / SSIM
+BICUBIC_ROWS = {
+    (2, "Set5"): (33.66, 0.9299),
+    (2, "Set14"): (30.24, 0.8688),
+    (3, "Set5"): (30.39, 0.8682),
+    (3, "Set14"): (27.55, 0.7742),
+    (4, "Set5"): (28.42, 0.8104),
+    (4, "Set14"): (26.00, 0.7027),
+}
+
+
+@pytest.mark.parametrize(("scale", "set_name"), list(BICUBIC_ROWS))
+def test_bicubic_rows_of_the_paper(scale, set_name):
+    """MATLAB-bicubic upscaling of the benchmark LR, scored in the paper convention."""
+    root = shared_datasets() / "benchmark" / set_name
+    psnrs, ssims = [], []
+    for hr_path in sorted((root / "HR").glob("*.png")):
+        hr = np.asarray(Image.open(hr_path))
+        lr = np.asarray(
+            Image.open(root / "LR_bicubic" / f"X{scale}" / f"{hr_path.stem}x{scale}.png")
+        )
+        sr = imresize(lr, scale)
+        assert sr.dtype == np.uint8
+        p, s = score(sr, modcrop(hr, scale), scale, "y")
+        psnrs.append(p)
+        ssims.append(s)
+    want_psnr, want_ssim = BICUBIC_ROWS[(scale, set_name)]
+    assert np.mean(psnrs) == pytest.approx(want_psnr, abs=0.03)
+    assert np.mean(ssims) == pytest.approx(want_ssim, abs=0.0015)

@@ -1,0 +1,217 @@
+"""`srgrad upscale` end to end through a small Typer app (typer.testing.CliRunner)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from srgrad.cli import export_cmd, upscale_cmd
+from srgrad.models import weights as weights_mod
+from srgrad.models.registry import build_model, model_config
+from srgrad.models.weights import save_weights
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command("upscale")(upscale_cmd.upscale)
+app.command("export")(export_cmd.export)
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small forwards run much faster on one thread, above all on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch) -> Path:
+    """Random sedsr-grad x2 weights, also installed as the only shipped weights."""
+    torch.manual_seed(0)
+    folder = tmp_path / "shipped"
+    path = save_weights(build_model("sedsr-grad", 2), model_config("sedsr-grad", 2),
+                        folder / "sedsr-grad_x2.safetensors")
+    monkeypatch.setattr(weights_mod, "weights_dirs", lambda: [folder])
+    return path
+
+
+def photo(path: Path, size: tuple[int, int] = (20, 14), mode: str = "RGB") -> Path:
+    arr = np.random.default_rng(len(path.name)).integers(0, 256, (size[1], size[0], 4), np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr, "RGBA").convert(mode).save(path)
+    return path
+
+
+def bomb(path: Path, side: int = 100_000) -> Path:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def run(*args: str | Path):
+    result = runner.invoke(app, ["upscale", *map(str, args)])
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_folder_recursive_into_output_folder(tmp_path, weights):
+    photo(tmp_path / "in" / "a.png")
+    photo(tmp_path / "in" / "sub" / "b.jpg")
+    (tmp_path / "in" / "notes.txt").write_text("not an image suffix: ignored in folders")
+    result = run(tmp_path / "in", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "a_x2.png").size == (40, 28)
+    assert Image.open(tmp_path / "out" / "sub" / "b_x2.jpg").format == "JPEG"
+    assert "2 written, 0 skipped, 0 failed" in result.output
+    again = run(tmp_path / "in", "-o", tmp_path / "out")
+    assert again.exit_code == 0 and "0 written, 2 skipped" in again.output
+    assert sum("exists (pass --force" in line for line in again.output.splitlines()) == 2
+    forced = run(tmp_path / "in", "-o", tmp_path / "out", "--force", "--format", "webp")
+    assert forced.exit_code == 0 and (tmp_path / "out" / "sub" / "b_x2.webp").is_file()
+
+
+def test_outputs_beside_inputs_are_not_upscaled_again(tmp_path, weights):
+    photo(tmp_path / "a.png", mode="L")
+    assert run(tmp_path).exit_code == 0
+    out = tmp_path / "a_x2.png"
+    assert Image.open(out).mode == "L" and Image.open(out).size == (40, 28)
+    again = run(tmp_path)
+    assert "left out 1 file(s) named like outputs" in again.output
+    assert not (tmp_path / "a_x2_x2.png").exists()
+    assert run(out).exit_code == 0 and (tmp_path / "a_x2_x2.png").is_file()  # when named
+
+
+def test_single_file_output_path_and_alpha(tmp_path, weights):
+    src = photo(tmp_path / "a.png", mode="RGBA")
+    result = run(src, "-o", tmp_path / "result.webp", "--tile", "8")
+    assert result.exit_code == 0, result.output
+    out = Image.open(tmp_path / "result.webp")
+    assert out.format == "WEBP" and out.mode == "RGBA" and out.size == (40, 28)
+    jpg = run(src, "--format", "jpg")
+    assert jpg.exit_code == 1 and "JPEG cannot store transparency" in jpg.output
+    assert not (tmp_path / "a_x2.jpg").exists()
+
+
+def test_bad_inputs_fail_alone(tmp_path, weights):
+    folder = tmp_path / "in"
+    photo(folder / "good.png")
+    (folder / "text.png").write_text("hello")
+    truncated = photo(folder / "truncated.png", (64, 64))
+    truncated.write_bytes(truncated.read_bytes()[:-300])
+    (folder / "empty.png").write_bytes(b"")
+    bomb(folder / "bomb.png")
+    photo(folder / "big.png", (30, 30))
+    result = run(folder, tmp_path / "missing.png", "-o", tmp_path / "out", "--max-pixels", "500")
+    assert result.exit_code == 1
+    errors = error_lines(result.output)
+    for name in ("text.png", "truncated.png", "empty.png", "bomb.png", "big.png", "missing.png"):
+        assert sum(name in line for line in errors) == 1, (name, result.output)
+    assert "--max-pixels" in next(line for line in errors if "big.png" in line)
+    assert "1 written, 0 skipped, 6 failed" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_x2.png"]
+    assert no_temp_files(tmp_path)
+
+
+def test_default_pixel_limit_is_pillows(tmp_path, weights):
+    result = run(bomb(tmp_path / "bomb.png"))
+    assert result.exit_code == 1 and "decompression-bomb guard" in result.output
+    assert "89,478,485" in result.output
+
+
+def test_folder_with_no_images(tmp_path, weights):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no pictures here")
+    result = run(tmp_path / "empty")
+    assert result.exit_code == 1
+    assert error_lines(result.output) == [f"error: {tmp_path / 'empty'}: folder has no images "
+                                          "(.png, .jpg, .jpeg, .webp, ...)"]
+
+
+def test_unwritable_output_folder(tmp_path, weights):
+    src = photo(tmp_path / "a.png")
+    (tmp_path / "file").write_text("not a folder")
+    result = run(src, "-o", tmp_path / "file" / "out")
+    assert result.exit_code == 2
+    assert error_lines(result.output) == [
+        f"error: output folder {tmp_path / 'file' / 'out'} is not writable (Not a directory)"]
+
+
+def test_write_failure_leaves_nothing(tmp_path, weights, monkeypatch):
+    src = photo(tmp_path / "a.png")
+
+    def full_disk(self, fp, *args, **kwargs):
+        fp.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    result = run(src)
+    assert result.exit_code == 1 and "No space left on device" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "shipped"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "sedsr-grd"], "unknown model 'sedsr-grd' (did you mean 'sedsr-grad'?)"),
+        (["--scale", "3"], "no shipped weights for sedsr-grad x3 (shipped for sedsr-grad: x2)"),
+        (["--model", "edsr"], "no shipped weights for edsr (shipped: sedsr-grad x2)"),
+        (["--scale", "5"], "scale must be one of (2, 3, 4)"),
+        (["--weights", "W", "--model", "sedsr"], "--model and --weights cannot be used together"),
+        (["--weights", "W", "--scale", "4"], "holds a x2 sedsr-grad model, not x4"),
+        (["--weights", "nothing.safetensors"], "nothing.safetensors does not exist"),
+        (["--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
+        (["--precision", "fp64"], "--precision must be one of fp32, bf16, fp16"),
+        (["--format", "gif"], "--format must be png, jpg or webp"),
+        (["--tile", "0"], "--tile must be a positive number"),
+        (["--max-pixels", "-1"], "--max-pixels must be positive"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+    ],
+)
+def test_option_errors_are_one_line(tmp_path, weights, args, message):
+    src = photo(tmp_path / "a.png")
+    args = [str(weights) if a == "W" else a for a in args]
+    result = run(src, *args)
+    assert result.exit_code == 2
+    errors = error_lines(result.output)
+    assert len(errors) == 1 and message in errors[0], result.output
+    assert not (tmp_path / "a_x2.png").exists()
+
+
+def test_weights_file_sets_the_scale(tmp_path, weights, monkeypatch):
+    monkeypatch.setattr(weights_mod, "weights_dirs", lambda: [])
+    torch.manual_seed(1)
+    x3 = tmp_path / "x3.safetensors"
+    save_weights(build_model("sedsr", 3), model_config("sedsr", 3), x3)
+    result = run(photo(tmp_path / "a.jpg"), "--weights", x3)
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "a_x3.jpg").size == (60, 42)
+
+
+def test_clashing_outputs(tmp_path, weights):
+    photo(tmp_path / "in" / "a.png")
+    photo(tmp_path / "in" / "a.jpg")
+    result = run(tmp_path / "in", "--format", "png")
+    assert result.exit_code == 1 and "is also the output of" in result.output
+    assert (tmp_path / "in" / "a_x2.png").is_file()
