@@ -121,8 +121,11 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=48)
     parser.add_argument("--infer-size", type=int, default=256)
     parser.add_argument("--families", default="sedsr,edsr-baseline")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--write", default=None, help="Append the table to this markdown file.")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     results = {
         f: bench_family(f, device, args.rounds, args.batch, args.patch, args.infer_size)

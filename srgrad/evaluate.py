@@ -167,10 +167,11 @@ def model_specs(names: Sequence[str], weights: Sequence[Path], self_ensemble: bo
     specs: list[ModelSpec] = []
     files = list(weights)
     for name in names:
-        if name == BICUBIC:
+        key = name.lower()
+        if key == BICUBIC:
             specs.append(ModelSpec(BICUBIC))
-        elif name in MODELS:
-            specs.append(ModelSpec(name + plus, name))
+        elif key in MODELS:
+            specs.append(ModelSpec(key + plus, key))
         elif _is_path(name):
             files.append(Path(name))
         else:

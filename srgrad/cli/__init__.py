@@ -11,6 +11,7 @@ import typer
 from srgrad import __version__
 from srgrad.cli import (
     download_cmd,
+    eval_cmd,
     experiment_cmd,
     export_cmd,
     models_cmd,
@@ -44,6 +45,7 @@ def main(
 
 app.command("models")(models_cmd.models)
 app.command("train")(train_cmd.train)
+app.command("eval")(eval_cmd.evaluate)
 app.command("download")(download_cmd.download)
 app.command("upscale")(upscale_cmd.upscale)
 app.command("export")(export_cmd.export)

@@ -1,0 +1,237 @@
+"""`srgrad eval` end to end through a small Typer app, its reports, grids and error lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from srgrad.cli import eval_cmd
+from srgrad.compare import detail_crop
+from srgrad.data.resize import bicubic_downscale, modcrop
+from srgrad.models import weights as weights_mod
+from srgrad.models.registry import build_model, model_config
+from srgrad.models.weights import save_weights
+from srgrad.report import REFERENCES
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command("eval")(eval_cmd.evaluate)
+
+
+@app.command("other")
+def _other() -> None:  # a second command keeps `eval` a named subcommand, as in srgrad
+    """Unused."""
+
+
+runner = CliRunner()
+SHARED = Path(os.environ.get("SRGRAD_SHARED_DATASETS")
+              or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small forwards run much faster on one thread, above all on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def invoke(*args: str | Path):
+    return runner.invoke(app, ["eval", *map(str, args)])
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def make_set(root: Path, name: str = "Set5", sizes=((40, 36), (30, 44)), scale: int = 2) -> Path:
+    """A benchmark-layout set: HR PNGs and their LR made with srgrad's MATLAB bicubic."""
+    rng = np.random.default_rng(len(name))
+    set_dir = root / "benchmark" / name
+    for i, (h, w) in enumerate(sizes):
+        yy, xx = np.mgrid[0:h, 0:w]
+        smooth = 128 + 80 * np.sin(xx / 3.0 + i)[..., None] * np.cos(yy / 4.0)[..., None]
+        hr = np.clip(smooth + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+        for folder, img in ((set_dir / "HR", hr),
+                            (set_dir / "LR_bicubic" / f"X{scale}",
+                             bicubic_downscale(modcrop(hr, scale), scale))):
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = f"im{i}" if folder.name == "HR" else f"im{i}x{scale}"
+            Image.fromarray(img).save(folder / f"{stem}.png")
+    return root
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch) -> Path:
+    """Random sedsr-grad x2 weights, installed as the only shipped weights."""
+    torch.manual_seed(0)
+    folder = tmp_path / "shipped"
+    path = save_weights(build_model("sedsr-grad", 2), model_config("sedsr-grad", 2),
+                        folder / "sedsr-grad_x2.safetensors")
+    monkeypatch.setattr(weights_mod, "weights_dirs", lambda: [folder])
+    return path
+
+
+# --- (1) the whole path: bicubic reproduces the published numbers -------------------------
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_reproduces_published_numbers(tmp_path, scale):
+    if not (SHARED / "benchmark" / "Set14" / "HR").is_dir():
+        pytest.skip(f"shared benchmark data not found at {SHARED} (set SRGRAD_SHARED_DATASETS)")
+    out = tmp_path / "out.json"
+    result = invoke("--model", "bicubic", "--root", SHARED, "--datasets", "set5,set14",
+                    "--scale", scale, "--report", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["convention"]["name"] == "y"
+    assert "rgb2ycbcr" in report["convention"]["description"]
+    assert {"srgrad_version", "command", "machine"} <= report.keys()
+    assert report["command"].startswith("srgrad eval --model bicubic")
+    assert len(report["per_image"]) == 5 + 14
+    for row in report["results"]:
+        psnr, ssim = REFERENCES[scale]["bicubic"][row["dataset"]]
+        assert row["model"] == "bicubic" and row["scale"] == scale
+        assert abs(row["psnr"] - psnr) <= 0.03, row
+        assert abs(row["ssim"] - ssim) <= 0.0015, row
+    assert "EDSR-baseline" in result.output and "Set14" in result.output
+
+
+def test_reference_table_matches_conventions_doc():
+    doc = Path(__file__).resolve().parents[2] / "shared" / "docs" / "conventions.md"
+    if not doc.is_file():
+        pytest.skip(f"{doc} not found")
+    names = {"Set5": "set5", "Set14": "set14", "B100": "b100", "Urban100": "urban100"}
+    rows = [line.split("|")[1:-1] for line in doc.read_text().splitlines()
+            if line.startswith("| x") and "/" in line]
+    header = [c.strip() for c in next(line for line in doc.read_text().splitlines()
+                                       if line.startswith("| scale")).split("|")[3:-1]]
+    assert len(rows) == 9
+    for row in rows:
+        scale, method = int(row[0].strip()[1:]), row[1].strip()
+        for name, cell in zip(header, row[2:], strict=True):
+            psnr, ssim = (float(v) for v in cell.split("/"))
+            assert REFERENCES[scale][method][names[name]] == (psnr, ssim)
+
+
+# --- (2) report formats -----------------------------------------------------------------
+
+def test_reports_json_md_csv(tmp_path):
+    root = make_set(tmp_path / "data")
+    paths = [tmp_path / "r" / f"report.{ext}" for ext in ("json", "md", "csv")]
+    result = invoke("--model", "bicubic", "--root", root, "--datasets", "set5",
+                    *[a for p in paths for a in ("--report", p)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(paths[0].read_text())
+    assert [r["image"] for r in report["per_image"]] == ["im0", "im1"]
+    (mean,) = report["results"]
+    assert mean["images"] == 2 and mean["dataset"] == "set5"
+    assert mean["psnr"] == pytest.approx(np.mean([r["psnr"] for r in report["per_image"]]), 1e-4)
+    md = paths[1].read_text()
+    assert "| data set | bicubic PSNR / SSIM | bicubic Δ |" in md and "| Set5 | im1 |" in md
+    assert "arXiv 1707.02921" in md
+    rows = list(csv.DictReader(io.StringIO(paths[2].read_text())))
+    assert [r["row"] for r in rows] == ["mean", "image", "image"]
+    assert float(rows[0]["psnr"]) == pytest.approx(mean["psnr"], abs=1e-3)
+    assert not list((tmp_path / "r").glob(".*"))  # no temporary files left behind
+
+
+def test_report_extension_checked_before_work(tmp_path):
+    result = invoke("--model", "bicubic", "--root", tmp_path, "--report", tmp_path / "r.txt")
+    assert result.exit_code == 2
+    assert error_lines(result.output) == [
+        f"error: --report {tmp_path / 'r.txt'}: unknown format '.txt'; use .json, .md, .csv"]
+
+
+# --- (3) models side by side, saved outputs and comparison grids -------------------------
+
+def test_models_side_by_side_with_images_and_grids(tmp_path, shipped):
+    root = make_set(tmp_path / "data")
+    extra = save_weights(build_model("sedsr", 2), model_config("sedsr", 2),
+                         tmp_path / "mine.safetensors")
+    result = invoke("--model", "bicubic,sedsr-grad", "--weights", extra, "--root", root,
+                    "--datasets", "set5", "--save-images", tmp_path / "sr",
+                    "--compare", tmp_path / "cmp", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [r["model"] for r in report["results"]] == ["bicubic", "sedsr-grad", "mine"]
+    assert len(report["per_image"]) == 6
+    for label in ("bicubic", "sedsr-grad", "mine"):
+        assert label in result.output
+        for i, (h, w) in enumerate(((40, 36), (30, 44))):
+            with Image.open(tmp_path / "sr" / label / "Set5" / "x2" / f"im{i}.png") as im:
+                assert im.size == (w, h)
+    grids = sorted((tmp_path / "cmp" / "Set5").iterdir())
+    assert [g.name for g in grids] == ["im0_x2.png", "im1_x2.png"]
+    with Image.open(grids[0]) as im:
+        assert im.format == "PNG" and im.size[0] > im.size[1]
+
+
+def test_self_ensemble_labels_and_folder_dataset(tmp_path, shipped):
+    make_set(tmp_path / "data")
+    folder = tmp_path / "data" / "benchmark" / "Set5" / "HR"
+    result = invoke("--model", "sedsr-grad", "--self-ensemble", "--datasets", folder,
+                    "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["self_ensemble"] and report["results"][0]["model"] == "sedsr-grad+"
+    assert report["results"][0]["dataset"] == str(folder)
+
+
+def test_default_datasets_skip_missing_sets(tmp_path):
+    root = make_set(tmp_path / "data", "Set14")
+    result = invoke("--model", "bicubic", "--root", root)
+    assert result.exit_code == 0, result.output
+    assert "skipped: Set5 not found" in result.output and "Set14" in result.output
+
+
+def test_detail_crop_finds_the_textured_corner():
+    hr = np.full((64, 80, 3), 100, np.uint8)
+    hr[40:56, 52:68] = np.random.default_rng(0).integers(0, 255, (16, 16, 3))
+    y0, x0, h, w = detail_crop(hr)
+    assert (h, w) == (16, 16) and abs(y0 - 40) <= 1 and abs(x0 - 52) <= 1
+
+
+# --- (4) one-line errors ------------------------------------------------------------------
+
+def _one_error(result, *parts: str) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = error_lines(result.output)
+    for part in parts:
+        assert part in line, line
+    return line
+
+
+def test_missing_dataset_names_download_command(tmp_path):
+    result = invoke("--model", "bicubic", "--root", tmp_path, "--datasets", "set5")
+    _one_error(result, "Set5 not found", f"srgrad download benchmark --root {tmp_path}")
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    root = make_set(tmp_path / "data")
+    bad = root / "benchmark" / "Set5" / "HR" / "im1.png"
+    bad.write_bytes(b"not a png")
+    result = invoke("--model", "bicubic", "--root", root, "--datasets", "set5")
+    _one_error(result, f"cannot read image {bad}")
+
+
+def test_unknown_model_suggests_closest():
+    _one_error(invoke("--model", "sedsr-grd"), "unknown model 'sedsr-grd'",
+               "did you mean 'sedsr-grad'?")
+    _one_error(invoke("--model", "bicubc"), "did you mean 'bicubic'?")
+
+
+def test_no_weights_for_scale_lists_what_exists(tmp_path, shipped):
+    result = invoke("--model", "sedsr-grad,sedsr", "--scale", "3", "--root", tmp_path)
+    _one_error(result, "no shipped weights for sedsr-grad x3, sedsr x3",
+               "(shipped: sedsr-grad x2)")
