@@ -72,7 +72,8 @@ def launch(name: str, model: str, extra: list[str], a: argparse.Namespace, root:
            "--warmup", str(min(500, iters // 10)), "--ema", "0.999", "--seed", str(seed),
            "--out", str(out), "--device", a.device, "--cache-dir", str(a.cache),
            "--val-every", str(max(100, iters // 5)), "--ckpt-every", str(max(200, iters // 4)),
-           "--log-every", str(max(5, min(50, iters // 6))), "--quiet", "--time-limit", str(time_limit), *extra]
+           "--log-every", str(max(5, min(50, iters // 6))), "--quiet",
+           "--time-limit", str(time_limit), *extra]
     (out / "command.txt").write_text(" ".join(cmd) + "\n")
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(cmd, stdout=(out / "train.log").open("w"), stderr=subprocess.STDOUT,
@@ -96,7 +97,8 @@ def rows(run: Path) -> list[dict[str, str]]:
 
 
 def step_ms(run: Path) -> float:
-    times = [float(r["step_ms"]) + float(r["data_ms"]) for r in rows(run)[1:] if r.get("step_ms")]
+    times = [float(r["step_ms"]) + float(r["data_ms"])
+             for r in rows(run)[1:] if r.get("step_ms")]
     return sorted(times)[len(times) // 2] if times else float("nan")
 
 
@@ -168,8 +170,9 @@ def main() -> None:
     grad_flags = SWEEP[best][1]
     procs = {}
     for seed in (0, 1, 2):
-        procs[f"sedsr-grad_x2_s{seed}"] = launch(f"sedsr-grad_x2_s{seed}", "sedsr-grad", grad_flags,
-                                                 a, main_root, iters_b, seed, 2, "set5", budget_b - 10)
+        name = f"sedsr-grad_x2_s{seed}"
+        procs[name] = launch(name, "sedsr-grad", grad_flags, a, main_root, iters_b, seed, 2,
+                             "set5", budget_b - 10)
         procs[f"sedsr_x2_s{seed}"] = launch(f"sedsr_x2_s{seed}", "sedsr", [], a, main_root,
                                             iters_b, seed, 2, "set5", budget_b - 10)
     if not a.no_edsr:

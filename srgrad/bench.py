@@ -86,6 +86,26 @@ def bench_family(
     return result
 
 
+def bench_sampler(device: torch.device, rounds: int, batch: int, patch: int) -> float:
+    """Median ms to draw one training batch (crop + flips/rotations) from in-memory images."""
+    from srgrad.train.data import PatchSampler
+
+    gen = torch.Generator().manual_seed(0)
+    pairs = []
+    for _ in range(50):  # BSD-sized HR images, x2
+        hr = torch.randint(0, 256, (3, 320, 480), dtype=torch.uint8, generator=gen).to(device)
+        pairs.append((hr[:, ::2, ::2].contiguous(), hr))
+    sampler = PatchSampler(pairs, 2, patch, batch, seed=0, device=device)
+    samples = []
+    for _ in range(max(rounds, 20)):
+        _sync(device)
+        t0 = time.perf_counter()
+        sampler.sample()
+        _sync(device)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1000
+
+
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
@@ -137,6 +157,15 @@ def main() -> None:
         f"{args.infer_size} image. Median of {args.rounds} interleaved rounds."
     )
     text = report(results, setup)
+    data_ms = bench_sampler(device, args.rounds, args.batch, args.patch)
+    lines = ["", "| model | variant | data ms / batch | compute ms / step | iterations / s |",
+             "|---|---|---|---|---|"]
+    for family, rows in results.items():
+        for label in ("identity", "analytic"):
+            step = rows[label]["train"]
+            lines.append(f"| {family} | {label} | {data_ms:.2f} | {step:.1f} | "
+                         f"{1000 / (step + data_ms):.2f} |")
+    text += "\n" + "\n".join(lines)
     print(text)
     if args.write:
         with open(args.write, "a") as fh:

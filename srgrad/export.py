@@ -11,8 +11,6 @@ Uses PyTorch's TorchScript-based exporter (`dynamo=False`), which needs only `on
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import torch
 
 from srgrad import __version__
 from srgrad.errors import ConfigError, DataError
+from srgrad.fileio import atomic_path
 from srgrad.infer import model_scale, use_analytic_grad
 from srgrad.upscale_files import resolve_model
 
@@ -52,37 +51,31 @@ def export_onnx(path: str | Path, *, model: str | None = None, scale: int | None
     config = getattr(net, "srgrad_config", None)
     name = config.name if config is not None else (model or "model")
     example = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
+    tmp: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
+        with atomic_path(path) as tmp:
+            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+                warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
+                try:
+                    torch.onnx.export(
+                        net, (example,), str(tmp), dynamo=False, opset_version=opset,
+                        input_names=["lr"], output_names=["sr"],
+                        dynamic_axes={"lr": {0: "batch", 2: "height", 3: "width"},
+                                      "sr": {0: "batch", 2: "out_height", 3: "out_width"}},
+                    )
+                except (RuntimeError, ValueError, torch.onnx.errors.OnnxExporterError) as exc:
+                    raise ConfigError(f"ONNX export failed with opset {opset}: "
+                                      f"{_first_line(exc)}") from None
+            graph = onnx.load(tmp)
+            for key, value in {"srgrad_version": __version__, "model": name,
+                               "scale": str(scale), "input": "lr: float32 Nx3xHxW RGB, 0-255",
+                               "output": f"sr: float32 Nx3x{scale}Hx{scale}W RGB, 0-255"}.items():
+                entry = graph.metadata_props.add()
+                entry.key, entry.value = key, value
+            onnx.checker.check_model(graph)
+            onnx.save(graph, tmp)
     except OSError as exc:
-        raise DataError(f"{path}: cannot write to {path.parent} ({exc.strerror})") from None
-    try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
-            try:
-                torch.onnx.export(
-                    net, (example,), tmp, dynamo=False, opset_version=opset,
-                    input_names=["lr"], output_names=["sr"],
-                    dynamic_axes={"lr": {0: "batch", 2: "height", 3: "width"},
-                                  "sr": {0: "batch", 2: "out_height", 3: "out_width"}},
-                )
-            except (RuntimeError, ValueError, torch.onnx.errors.OnnxExporterError) as exc:
-                raise ConfigError(f"ONNX export failed with opset {opset}: {_first_line(exc)}"
-                                  ) from None
-        graph = onnx.load(tmp)
-        for key, value in {"srgrad_version": __version__, "model": name, "scale": str(scale),
-                           "input": "lr: float32 Nx3xHxW RGB, 0-255",
-                           "output": f"sr: float32 Nx3x{scale}Hx{scale}W RGB, 0-255"}.items():
-            entry = graph.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.checker.check_model(graph)
-        onnx.save(graph, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
+        if tmp is None:  # the folder or the temporary file could not be made
+            raise DataError(f"{path}: cannot write to {path.parent} ({exc.strerror})") from None
         raise DataError(f"{path}: cannot write ({exc.strerror or _first_line(exc)})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

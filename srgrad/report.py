@@ -12,7 +12,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from rich.table import Table
 
 from srgrad.errors import ConfigError, DataError
 from srgrad.evaluate import EvalRun
+from srgrad.fileio import atomic_write_bytes
 from srgrad.metrics import CONVENTIONS
 
 Score = tuple[float, float]  # PSNR dB, SSIM
@@ -240,23 +240,9 @@ def check_report_path(path: Path) -> None:
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
     """Write to a temporary file beside `path` and rename it into place."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return atomic_write_bytes(path, data)
     except OSError as exc:
         raise DataError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def write_report(path: Path, run: EvalRun, command: str, elapsed_s: float | None = None) -> Path:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import SHARED_DATASETS
+
 # One intra-op thread: on a 2-core machine shared with other jobs, small tensors are up to
 # 40x slower with two contending threads.
 torch.set_num_threads(1)
-
-SHARED_DATASETS = Path(
-    os.environ.get("SRGRAD_SHARED_DATASETS")
-    or Path(__file__).resolve().parents[2] / "shared" / "datasets"
-)
 
 
 @pytest.fixture

@@ -125,6 +125,29 @@ def test_parameter_gradients_equal_autograd(through):
         assert_close_rel(analytic[name], reference[name], 1e-4)
 
 
+@pytest.mark.parametrize("norm", ["none", "pixel", "sample"])
+def test_fused_convex_mix_matches_plain_expression(norm):
+    """The fused stop-gradient path against y = F + (1-s) x + s N(g) written out."""
+    torch.manual_seed(12)
+    cfg = BlockConfig(skip="convex", alpha=0.4, norm=norm, grad_impl="analytic")
+    block = GradResidualBlock(ConvBranch(5, 3, 0.8), cfg)
+    x = torch.randn(2, 5, 7, 6, requires_grad=True)
+    y = block(x)
+    (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+    fused = [x.grad.clone()] + [p.grad.clone() for p in block.parameters()]
+    block.zero_grad()
+    x2 = x.detach().clone().requires_grad_(True)
+    f, z = block.branch.forward_with_preact(x2)
+    g = normalize(block.branch.analytic_grad(z).detach(), x2, norm, "unit", cfg.eps)
+    s = torch.sigmoid(block.alpha)
+    plain = f + (1 - s) * x2 + s * g
+    assert torch.allclose(y, plain, rtol=1e-5, atol=1e-5)
+    (plain * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+    reference = [x2.grad] + [p.grad for p in block.parameters()]
+    for a, b in zip(fused, reference, strict=True):
+        assert_close_rel(a, b, 1e-4)
+
+
 def test_grad_through_against_create_graph_definition():
     """grad_through=True differentiates g itself: compare with create_graph=True by hand."""
     torch.manual_seed(6)
@@ -238,3 +261,17 @@ def test_invalid_block_config_rejected():
         GradResidualBlock(
             torch.nn.Conv2d(2, 2, 3), BlockConfig(skip="convex", grad_impl="analytic")
         )
+
+
+@pytest.mark.parametrize("magnitude", ["unit", "input"])
+def test_all_zero_gradient_keeps_gradients_finite(magnitude):
+    """Every ReLU off makes g exactly zero; backprop through N(g) must not produce NaN."""
+    torch.manual_seed(13)
+    branch = LinearBranch(6)
+    with torch.no_grad():
+        branch.fc1.bias.fill_(-100.0)
+    cfg = BlockConfig(skip="convex", grad_through=True, magnitude=magnitude)
+    block = GradResidualBlock(branch, cfg)
+    block(torch.zeros(3, 6) if magnitude == "input" else torch.randn(3, 6)).sum().backward()
+    for name, p in block.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name

@@ -25,14 +25,6 @@ from srgrad.data.resize import bicubic_downscale
 from srgrad.errors import DataError
 
 
-def shared_datasets() -> Path:
-    env = os.environ.get("SRGRAD_SHARED_DATASETS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    if not (path / "benchmark").is_dir():
-        pytest.skip(f"shared benchmark data not found at {path}")
-    return path
-
-
 def save(path: Path, shape=(26, 31, 3), seed: int = 0, mode: str | None = None) -> np.ndarray:
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
@@ -174,8 +166,8 @@ def test_hr_training_paths_layouts(tmp_path):
         hr_training_paths([tmp_path / "empty"])
 
 
-def test_shipped_sets():
-    root = shared_datasets()
+def test_shipped_sets(shared_datasets):
+    root = shared_datasets
     assert len(eval_pairs("set14", 4, root)) == 14
     lr, hr = load_pair(eval_pairs("set14", 3, root)[2], 3)  # bridge is grayscale
     assert lr.ndim == 2 and hr.shape == (510, 510) and lr.shape == (170, 170)

@@ -17,14 +17,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import typer
 from PIL import Image
-from typer.testing import CliRunner
 
 from srgrad.cli import download_cmd
 from srgrad.data import download as dl
 from srgrad.data.download import Source
 from srgrad.errors import ConfigError, DataError
+
+from helpers import CONVENTIONS_DOC, cli_app, runner
 
 ETH = "http://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_"
 OFFICIAL = {
@@ -38,7 +38,6 @@ OFFICIAL = {
     ETH + "valid_LR_bicubic_X4.zip": "21962de700c8d368c6ff83314480eff0",
     "https://cv.snu.ac.kr/research/EDSR/benchmark.tar": "4ace41d33c2384b97e6b320cd0afd6ba",
 }
-CONVENTIONS = Path(__file__).resolve().parents[2] / "shared" / "docs" / "conventions.md"
 
 
 # --------------------------------------------------------------------------- local server
@@ -195,10 +194,7 @@ def run(which: str, root: Path, table: list[Source], scales=(2,), **kw) -> list[
 
 
 def cli(*args: str) -> object:
-    app = typer.Typer()
-    app.command("download")(download_cmd.download)
-    app.command("noop")(lambda: None)  # keep "download" a subcommand, as in the real app
-    return CliRunner().invoke(app, ["download", *args])
+    return runner.invoke(cli_app(("download", download_cmd.download)), ["download", *args])
 
 
 def files_under(path: Path) -> set[str]:
@@ -209,9 +205,9 @@ def files_under(path: Path) -> set[str]:
 def test_production_table_is_the_official_one():
     assert {s.url: s.md5 for s in dl.SOURCES} == OFFICIAL
     assert len(dl.SOURCES) == len(OFFICIAL)
-    if CONVENTIONS.is_file():  # the shared spec, when this checkout sits beside it
+    if CONVENTIONS_DOC.is_file():  # the shared spec, when this checkout sits beside it
         rows = re.findall(r"^\| (https?://\S+) .*\| ([0-9a-f]{32}) \|$",
-                          CONVENTIONS.read_text(), flags=re.M)
+                          CONVENTIONS_DOC.read_text(), flags=re.M)
         assert dict(rows) == OFFICIAL
     by_name = {s.name: s for s in dl.SOURCES}
     assert by_name["DIV2K_train_HR"].wanted([2]) == {"DIV2K_train_HR": 800}

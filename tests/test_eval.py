@@ -5,53 +5,26 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import typer
 from PIL import Image
-from typer.testing import CliRunner
 
 from srgrad.cli import eval_cmd
 from srgrad.compare import detail_crop
 from srgrad.data.resize import bicubic_downscale, modcrop
-from srgrad.models import weights as weights_mod
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights
 from srgrad.report import REFERENCES
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command("eval")(eval_cmd.evaluate)
+from helpers import CONVENTIONS_DOC, cli_app, error_lines, install_shipped, one_error, runner
 
-
-@app.command("other")
-def _other() -> None:  # a second command keeps `eval` a named subcommand, as in srgrad
-    """Unused."""
-
-
-runner = CliRunner()
-SHARED = Path(os.environ.get("SRGRAD_SHARED_DATASETS")
-              or Path(__file__).resolve().parents[2] / "shared" / "datasets")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small forwards run much faster on one thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+app = cli_app(("eval", eval_cmd.evaluate))
 
 
 def invoke(*args: str | Path):
     return runner.invoke(app, ["eval", *map(str, args)])
-
-
-def error_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("error:")]
 
 
 def make_set(root: Path, name: str = "Set5", sizes=((40, 36), (30, 44)), scale: int = 2) -> Path:
@@ -74,22 +47,17 @@ def make_set(root: Path, name: str = "Set5", sizes=((40, 36), (30, 44)), scale: 
 @pytest.fixture
 def shipped(tmp_path, monkeypatch) -> Path:
     """Random sedsr-grad x2 weights, installed as the only shipped weights."""
-    torch.manual_seed(0)
-    folder = tmp_path / "shipped"
-    path = save_weights(build_model("sedsr-grad", 2), model_config("sedsr-grad", 2),
-                        folder / "sedsr-grad_x2.safetensors")
-    monkeypatch.setattr(weights_mod, "weights_dirs", lambda: [folder])
-    return path
+    return install_shipped(monkeypatch, tmp_path / "shipped", {2: 0}) / "sedsr-grad_x2.safetensors"
 
 
 # --- (1) the whole path: bicubic reproduces the published numbers -------------------------
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_bicubic_reproduces_published_numbers(tmp_path, scale):
-    if not (SHARED / "benchmark" / "Set14" / "HR").is_dir():
-        pytest.skip(f"shared benchmark data not found at {SHARED} (set SRGRAD_SHARED_DATASETS)")
+def test_bicubic_reproduces_published_numbers(tmp_path, shared_datasets, scale):
+    if not (shared_datasets / "benchmark" / "Set14" / "HR").is_dir():
+        pytest.skip(f"shared Set14 not found under {shared_datasets} (set SRGRAD_SHARED_DATASETS)")
     out = tmp_path / "out.json"
-    result = invoke("--model", "bicubic", "--root", SHARED, "--datasets", "set5,set14",
+    result = invoke("--model", "bicubic", "--root", shared_datasets, "--datasets", "set5,set14",
                     "--scale", scale, "--report", out)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -107,7 +75,7 @@ def test_bicubic_reproduces_published_numbers(tmp_path, scale):
 
 
 def test_reference_table_matches_conventions_doc():
-    doc = Path(__file__).resolve().parents[2] / "shared" / "docs" / "conventions.md"
+    doc = CONVENTIONS_DOC
     if not doc.is_file():
         pytest.skip(f"{doc} not found")
     names = {"Set5": "set5", "Set14": "set14", "B100": "b100", "Urban100": "urban100"}
@@ -203,18 +171,9 @@ def test_detail_crop_finds_the_textured_corner():
 
 # --- (4) one-line errors ------------------------------------------------------------------
 
-def _one_error(result, *parts: str) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    (line,) = error_lines(result.output)
-    for part in parts:
-        assert part in line, line
-    return line
-
-
 def test_missing_dataset_names_download_command(tmp_path):
     result = invoke("--model", "bicubic", "--root", tmp_path, "--datasets", "set5")
-    _one_error(result, "Set5 not found", f"srgrad download benchmark --root {tmp_path}")
+    one_error(result, "Set5 not found", f"srgrad download benchmark --root {tmp_path}")
 
 
 def test_unreadable_image_names_the_file(tmp_path):
@@ -222,16 +181,16 @@ def test_unreadable_image_names_the_file(tmp_path):
     bad = root / "benchmark" / "Set5" / "HR" / "im1.png"
     bad.write_bytes(b"not a png")
     result = invoke("--model", "bicubic", "--root", root, "--datasets", "set5")
-    _one_error(result, f"cannot read image {bad}")
+    one_error(result, f"cannot read image {bad}")
 
 
 def test_unknown_model_suggests_closest():
-    _one_error(invoke("--model", "sedsr-grd"), "unknown model 'sedsr-grd'",
-               "did you mean 'sedsr-grad'?")
-    _one_error(invoke("--model", "bicubc"), "did you mean 'bicubic'?")
+    one_error(invoke("--model", "sedsr-grd"), "unknown model 'sedsr-grd'",
+              "did you mean 'sedsr-grad'?")
+    one_error(invoke("--model", "bicubc"), "did you mean 'bicubic'?")
 
 
 def test_no_weights_for_scale_lists_what_exists(tmp_path, shipped):
     result = invoke("--model", "sedsr-grad,sedsr", "--scale", "3", "--root", tmp_path)
-    _one_error(result, "no shipped weights for sedsr-grad x3, sedsr x3",
-               "(shipped: sedsr-grad x2)")
+    one_error(result, "no shipped weights for sedsr-grad x3, sedsr x3",
+              "(shipped: sedsr-grad x2)")

@@ -8,43 +8,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import typer
-from typer.testing import CliRunner
 
 from srgrad.cli import export_cmd
 from srgrad.errors import ConfigError
 from srgrad.export import export_onnx
 from srgrad.infer import load_model
-from srgrad.models import weights as weights_mod
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights
+
+from helpers import cli_app, install_shipped, runner
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command("export")(export_cmd.export)
-app.command("noop")(lambda: None)  # keeps "export" a subcommand
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small forwards run much faster on one thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+app = cli_app(("export", export_cmd.export))
 
 
 @pytest.fixture
 def shipped(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "shipped"
-    for scale in (2, 3):
-        torch.manual_seed(scale)
-        save_weights(build_model("sedsr-grad", scale), model_config("sedsr-grad", scale),
-                     folder / f"sedsr-grad_x{scale}.safetensors")
-    monkeypatch.setattr(weights_mod, "weights_dirs", lambda: [folder])
-    return folder
+    return install_shipped(monkeypatch, tmp_path / "shipped", {2: 2, 3: 3})
 
 
 def compare(onnx_path: Path, model: torch.nn.Module, sizes: list[tuple[int, int]]) -> None:
@@ -63,7 +45,7 @@ def compare(onnx_path: Path, model: torch.nn.Module, sizes: list[tuple[int, int]
 def test_cli_export_matches_pytorch_on_two_sizes(tmp_path, shipped, scale):
     out = tmp_path / "models" / f"x{scale}.onnx"
     args = ["export", "--model", "sedsr-grad", "--scale", str(scale), "--onnx", str(out)]
-    result = CliRunner().invoke(app, args)
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and "Traceback" not in result.output
     compare(out, load_model("sedsr-grad", scale=scale), [(24, 32), (41, 17)])
@@ -85,7 +67,6 @@ def test_export_weights_file_autograd_config(tmp_path):
 
 
 def test_export_errors(tmp_path, shipped, monkeypatch):
-    runner = CliRunner()
     both = runner.invoke(app, ["export", "--model", "sedsr", "--weights", "w.safetensors",
                                "--onnx", str(tmp_path / "a.onnx")])
     assert both.exit_code == 2 and "cannot be used together" in both.output

@@ -20,16 +20,9 @@ from srgrad.models import weights as weights_mod
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights
 
+from helpers import install_shipped
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small forwards run much faster on one thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def random_model(scale: int = 2, name: str = "sedsr-grad", seed: int = 0) -> torch.nn.Module:
@@ -40,12 +33,7 @@ def random_model(scale: int = 2, name: str = "sedsr-grad", seed: int = 0) -> tor
 @pytest.fixture
 def shipped(tmp_path, monkeypatch) -> Path:
     """A fake shipped-weights folder holding sedsr-grad x2 and x4 with random weights."""
-    folder = tmp_path / "shipped"
-    for scale in (2, 4):
-        save_weights(random_model(scale), model_config("sedsr-grad", scale),
-                     folder / f"sedsr-grad_x{scale}.safetensors")
-    monkeypatch.setattr(weights_mod, "weights_dirs", lambda: [folder])
-    return folder
+    return install_shipped(monkeypatch, tmp_path / "shipped", {2: 0, 4: 0})  # as random_model
 
 
 def image(h: int, w: int, seed: int = 0) -> np.ndarray:

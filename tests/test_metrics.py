@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,14 +11,6 @@ from PIL import Image
 from srgrad.data.resize import imresize, modcrop
 from srgrad.errors import DataError
 from srgrad.metrics import CONVENTIONS, psnr, rgb_to_y, score, ssim
-
-
-def shared_datasets() -> Path:
-    env = os.environ.get("SRGRAD_SHARED_DATASETS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    if not (path / "benchmark").is_dir():
-        pytest.skip(f"shared benchmark data not found at {path}")
-    return path
 
 
 def test_rgb_to_y_golden_values():
@@ -116,9 +106,9 @@ BICUBIC_ROWS = {
 
 
 @pytest.mark.parametrize(("scale", "set_name"), list(BICUBIC_ROWS))
-def test_bicubic_rows_of_the_paper(scale, set_name):
+def test_bicubic_rows_of_the_paper(shared_datasets, scale, set_name):
     """MATLAB-bicubic upscaling of the benchmark LR, scored in the paper convention."""
-    root = shared_datasets() / "benchmark" / set_name
+    root = shared_datasets / "benchmark" / set_name
     psnrs, ssims = [], []
     for hr_path in sorted((root / "HR").glob("*.png")):
         hr = np.asarray(Image.open(hr_path))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +17,6 @@ from srgrad.data.resize import (
     imresize,
     modcrop,
 )
-
-
-def shared_datasets() -> Path:
-    env = os.environ.get("SRGRAD_SHARED_DATASETS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    if not (path / "benchmark").is_dir():
-        pytest.skip(f"shared benchmark data not found at {path}")
-    return path
-
 
 # --- a slow reference written straight from the MATLAB algorithm, one output pixel at a time --
 
@@ -269,8 +259,8 @@ def _shipped(root: Path, set_name: str, scale: int):
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
 @pytest.mark.parametrize("set_name", ["Set5", "Set14"])
-def test_downscale_matches_shipped_lr(set_name, scale):
-    root = shared_datasets()
+def test_downscale_matches_shipped_lr(shared_datasets, set_name, scale):
+    root = shared_datasets
     for name, hr, lr in _shipped(root, set_name, scale):
         mine = bicubic_downscale(hr, scale)
         assert mine.shape == lr.shape, name

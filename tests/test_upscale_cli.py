@@ -9,39 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
-from typer.testing import CliRunner
 
 from srgrad.cli import export_cmd, upscale_cmd
 from srgrad.models import weights as weights_mod
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command("upscale")(upscale_cmd.upscale)
-app.command("export")(export_cmd.export)
-runner = CliRunner()
+from helpers import cli_app, error_lines, install_shipped, one_error, runner
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small forwards run much faster on one thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+app = cli_app(("upscale", upscale_cmd.upscale), ("export", export_cmd.export))
 
 
 @pytest.fixture
 def weights(tmp_path, monkeypatch) -> Path:
     """Random sedsr-grad x2 weights, also installed as the only shipped weights."""
-    torch.manual_seed(0)
-    folder = tmp_path / "shipped"
-    path = save_weights(build_model("sedsr-grad", 2), model_config("sedsr-grad", 2),
-                        folder / "sedsr-grad_x2.safetensors")
-    monkeypatch.setattr(weights_mod, "weights_dirs", lambda: [folder])
-    return path
+    return install_shipped(monkeypatch, tmp_path / "shipped", {2: 0}) / "sedsr-grad_x2.safetensors"
 
 
 def photo(path: Path, size: tuple[int, int] = (20, 14), mode: str = "RGB") -> Path:
@@ -66,10 +49,6 @@ def run(*args: str | Path):
     assert "Traceback" not in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
-
-
-def error_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("error:")]
 
 
 def no_temp_files(folder: Path) -> bool:
@@ -192,10 +171,7 @@ def test_write_failure_leaves_nothing(tmp_path, weights, monkeypatch):
 def test_option_errors_are_one_line(tmp_path, weights, args, message):
     src = photo(tmp_path / "a.png")
     args = [str(weights) if a == "W" else a for a in args]
-    result = run(src, *args)
-    assert result.exit_code == 2
-    errors = error_lines(result.output)
-    assert len(errors) == 1 and message in errors[0], result.output
+    one_error(run(src, *args), message)
     assert not (tmp_path / "a_x2.png").exists()
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from srgrad.errors import ConfigError, SrgradError
 
@@ -17,9 +19,28 @@ err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable)
 
+# Options shared by the commands that run one model (upscale, export).
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Registry model with shipped weights (default sedsr-grad).")]
+ScaleOption = Annotated[int | None, typer.Option(
+    "--scale", "-s", help="2, 3 or 4. Default: 2, or the scale stored in --weights.")]
+WeightsOption = Annotated[Path | None, typer.Option(
+    "--weights", "-w", help="A weights file (.safetensors) instead of --model.")]
+
+
+def print_labelled(label: str, style: str, message: str) -> None:
+    """One line on stderr: `label` in `style`, then `message` verbatim (no markup, no
+    highlighting, no wrapping), so a file name such as ``img[x2].png`` prints as it is."""
+    err_console.print(Text.assemble((label, style), message), soft_wrap=True)
+
+
+def print_plain(message: str, console: Console = console) -> None:
+    """`message` verbatim (no markup, no highlighting, no wrapping) on `console` (stdout)."""
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
+
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    print_labelled("error: ", "bold red", message)
     raise typer.Exit(code)
 
 

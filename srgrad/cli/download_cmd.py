@@ -5,12 +5,9 @@ from typing import Annotated
 
 import typer
 
-from srgrad.cli._common import console, err_console, parse_int_list, user_errors
-from srgrad.data.download import install, resolve_root
-
-
-def _log(message: str) -> None:
-    console.print(message, markup=False, highlight=False, soft_wrap=True)
+from srgrad.cli._common import console, err_console, parse_int_list, print_plain, user_errors
+from srgrad.data.datasets import resolve_root
+from srgrad.data.download import install
 
 
 @user_errors
@@ -40,7 +37,8 @@ def download(
     scale_list = parse_int_list(scales, "--scales", allowed={2, 3, 4})
     where = resolve_root(root)
     outcomes = install(dataset, scale_list, where, mirror=mirror, from_files=from_files or (),
-                       keep_archives=keep_archives, progress=err_console.is_terminal, log=_log)
+                       keep_archives=keep_archives, progress=err_console.is_terminal,
+                       log=print_plain)
     installed = sum(o.status == "installed" for o in outcomes)
     present = len(outcomes) - installed
     console.print(f"done: {installed} archive(s) installed, {present} already present in "

@@ -14,7 +14,15 @@ import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from srgrad.cli._common import console, err_console, is_tty, parse_int_list, user_errors
+from srgrad.cli._common import (
+    console,
+    err_console,
+    is_tty,
+    parse_int_list,
+    print_labelled,
+    print_plain,
+    user_errors,
+)
 from srgrad.data.images import write_image
 from srgrad.errors import ConfigError
 from srgrad.evaluate import (
@@ -137,7 +145,7 @@ def evaluate(
     skipped: list[str] = []
     data = dataset_specs(set_names, scales, root, explicit=datasets is not None, skipped=skipped)
     for line in skipped:
-        err_console.print(f"[yellow]skipped:[/] {line}", highlight=False, soft_wrap=True)
+        print_labelled("skipped: ", "yellow", line)
     command = _command(names, list(weights or []), scales, [d.key for d in data], root,
                        convention, self_ensemble, tile, device, reports, save_images, compare)
     run = EvalRun(convention, scales, specs, data, self_ensemble, dev)
@@ -146,7 +154,7 @@ def evaluate(
     print_tables(run, console)
     for path in reports:
         write_report(path, run, command, elapsed)
-        err_console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        print_plain(f"wrote {path}", err_console)
 
 
 def _run_with_progress(run: EvalRun, total: int, tile: int | None, save_images: Path | None,

@@ -6,22 +6,16 @@ from pathlib import Path
 
 import typer
 
-from srgrad.cli._common import console, user_errors
+from srgrad.cli._common import ModelOption, ScaleOption, WeightsOption, console, user_errors
 from srgrad.export import DEFAULT_OPSET, export_onnx
 
 
 @user_errors
 def export(
     onnx: Path = typer.Option(..., "--onnx", help="Output .onnx file.", show_default=False),
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="Registry model with shipped weights (default sedsr-grad)."
-    ),
-    scale: int | None = typer.Option(
-        None, "--scale", "-s", help="2, 3 or 4. Default: 2, or the scale stored in --weights."
-    ),
-    weights: Path | None = typer.Option(
-        None, "--weights", "-w", help="A weights file (.safetensors) instead of --model."
-    ),
+    model: ModelOption = None,
+    scale: ScaleOption = None,
+    weights: WeightsOption = None,
     opset: int = typer.Option(DEFAULT_OPSET, "--opset", help="ONNX opset version (11 or later)."),
 ) -> None:
     """Export to ONNX: input `lr` float32 Nx3xHxW RGB in 0-255, output `sr` (H, W dynamic)."""

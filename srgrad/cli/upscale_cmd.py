@@ -10,15 +10,19 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
-from srgrad.cli._common import console, err_console, is_tty, user_errors
+from srgrad.cli._common import (
+    ModelOption,
+    ScaleOption,
+    WeightsOption,
+    console,
+    err_console,
+    is_tty,
+    print_labelled,
+    user_errors,
+)
 from srgrad.errors import ConfigError
 from srgrad.upscale_files import Job, Outcome, upscale_paths
-
-
-def _line(prefix: str, style: str, message: str) -> Text:
-    return Text.assemble((prefix, style), message)
 
 
 @user_errors
@@ -30,15 +34,9 @@ def upscale(
         None, "--output", "-o",
         help="Output folder (created if needed); with one input file, may name the output file.",
     ),
-    scale: int | None = typer.Option(
-        None, "--scale", "-s", help="2, 3 or 4. Default: 2, or the scale stored in --weights."
-    ),
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="Registry model with shipped weights (default sedsr-grad)."
-    ),
-    weights: Path | None = typer.Option(
-        None, "--weights", "-w", help="A weights file (.safetensors) instead of --model."
-    ),
+    scale: ScaleOption = None,
+    model: ModelOption = None,
+    weights: WeightsOption = None,
     tile: int | None = typer.Option(
         None, "--tile", help="Tile side in input pixels (default: automatic, to bound memory)."
     ),
@@ -84,9 +82,9 @@ def upscale(
         if outcome.status == "written":
             console.print(f"{outcome.source} -> {outcome.output}", highlight=False, markup=False)
         elif outcome.status == "skipped":
-            err_console.print(_line("skipped: ", "yellow", outcome.message), soft_wrap=True)
+            print_labelled("skipped: ", "yellow", outcome.message)
         else:
-            err_console.print(_line("error: ", "bold red", outcome.message), soft_wrap=True)
+            print_labelled("error: ", "bold red", outcome.message)
 
     with progress:
         report = upscale_paths(
@@ -96,7 +94,7 @@ def upscale(
             on_plan=on_plan, on_start=on_start, on_done=on_done, on_tile=on_tile,
         )
     for note in report.notes:
-        err_console.print(_line("note: ", "cyan", note), soft_wrap=True)
+        print_labelled("note: ", "cyan", note)
     written, skipped, failed = (report.count(s) for s in ("written", "skipped", "failed"))
     summary = f"{written} written, {skipped} skipped, {failed} failed"
     err_console.print(summary, highlight=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from srgrad.data.resize import RESIZE_VERSION, bicubic_downscale, modcrop
 from srgrad.errors import DataError
+from srgrad.fileio import atomic_path
 
 BENCHMARKS: dict[str, str] = {
     "set5": "Set5",
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
 }
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 DATA_ENV = "SRGRAD_DATA"
+DEFAULT_ROOT = "datasets"
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,10 @@ class EvalPair:
     lr_path: Path | None  # None: make the LR with bicubic_downscale
 
 
-def resolve_root(root: str | Path | None) -> Path:
-    """The data root: ``root`` if given, else ``$SRGRAD_DATA``, else ``datasets/`` in the cwd."""
-    if root:
-        return Path(root)
-    env = os.environ.get(DATA_ENV)
-    return Path(env) if env else Path("datasets")
+def resolve_root(root: str | Path | None = None) -> Path:
+    """The data root: ``root`` if given, else ``$SRGRAD_DATA``, else ``datasets/`` in the cwd
+    (``~`` expanded)."""
+    return Path(root or os.environ.get(DATA_ENV) or DEFAULT_ROOT).expanduser()
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -184,14 +183,7 @@ def cached_lr(
         if lr is not None and lr.shape == expected:
             return lr
     lr = bicubic_downscale(hr, scale)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a temporary file and rename, so that parallel workers never read half a file.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(lr).save(fh, format="PNG", compress_level=1)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Written to a temporary file and renamed, so that parallel workers never read half a file.
+    with atomic_path(target) as tmp:
+        Image.fromarray(lr).save(tmp, format="PNG", compress_level=1)
     return lr

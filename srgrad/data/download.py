@@ -26,12 +26,11 @@ from rich import progress as rp
 from rich.console import Console
 
 from srgrad.data.archive import ArchiveError, count_files, extract_folders, file_md5
+from srgrad.data.datasets import DATA_ENV, resolve_root
 from srgrad.errors import ConfigError, DataError
 
 CHUNK = 1 << 20
 DATASETS = ("div2k", "benchmark")
-ENV_ROOT = "SRGRAD_DATA"
-DEFAULT_ROOT = "datasets"
 
 
 @dataclass(frozen=True)
@@ -103,11 +102,6 @@ class Outcome:
     folders: list[Path]
 
 
-def resolve_root(root: str | Path | None = None) -> Path:
-    """--root, else $SRGRAD_DATA, else ``datasets/``."""
-    return Path(root or os.environ.get(ENV_ROOT) or DEFAULT_ROOT).expanduser()
-
-
 def select_sources(which: str, scales: Sequence[int],
                    sources: Sequence[Source] | None = None) -> list[Source]:
     which = which.strip().lower()
@@ -139,7 +133,7 @@ def ensure_writable(root: Path) -> Path:
         os.unlink(probe)
     except OSError as exc:
         raise DataError(f"cannot write to the data folder {root}: {exc.strerror or exc}; pass "
-                        f"--root DIR or set {ENV_ROOT} to a writable folder") from None
+                        f"--root DIR or set {DATA_ENV} to a writable folder") from None
     for stale in downloads.glob("extract-*"):  # staging left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
     return downloads

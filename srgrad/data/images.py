@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from srgrad.errors import DataError
+from srgrad.fileio import atomic_path
 
 # Suffixes picked up when walking a folder (explicit file arguments may have any suffix).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm",
@@ -228,22 +228,13 @@ def write_image(path: str | Path, image: np.ndarray | Image.Image, format: str |
         options.update(quality=quality, subsampling=0)
     elif fmt == "WEBP":
         options.update(quality=quality)
+    tmp: Path | None = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write to {path.parent} ({_reason(exc)})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_path(path, parents=False) as tmp, open(tmp, "wb") as handle:
             im.save(handle, fmt, **options)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
     except OSError as exc:
-        raise DataError(f"{path}: cannot write ({_reason(exc)})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        where = f" to {path.parent}" if tmp is None else ""  # None: no temporary file made
+        raise DataError(f"{path}: cannot write{where} ({_reason(exc)})") from None
     return path

@@ -146,16 +146,47 @@ def norm_factor(g: Tensor, x: Tensor, norm: str, magnitude: str, eps: float) -> 
     if norm == "none":
         return None
     dims = tuple(range(1, g.dim())) if norm == "sample" else (1,)
-    factor = 1.0 / ((g * g).sum(dims, keepdim=True).sqrt() + eps)
+    factor = 1.0 / (_safe_norm(g, dims) + eps)
     if magnitude == "input":
-        factor = factor * (x * x).sum(dims, keepdim=True).sqrt()
+        factor = factor * _safe_norm(x, dims)
     return factor
+
+
+def _safe_norm(t: Tensor, dims: tuple[int, ...]) -> Tensor:
+    # sqrt has an infinite derivative at 0: an all-zero g (every ReLU off) would turn the
+    # grad_through gradients into NaN. Clamping first leaves the value at 0 (to 1e-15) and
+    # gives a zero gradient there, as torch.linalg.vector_norm does.
+    return (t * t).sum(dims, keepdim=True).clamp_min(1e-30).sqrt()
 
 
 def normalize(g: Tensor, x: Tensor, norm: str, magnitude: str, eps: float) -> Tensor:
     """N(g): scale g to unit norm (or to |x|) per sample or per position; zero stays zero."""
     factor = norm_factor(g, x, norm, magnitude, eps)
     return g if factor is None else g * factor
+
+
+class ConvexMix(torch.autograd.Function):
+    """y = f + (1 - s) x + s gn for a constant gn, in two fused passes.
+
+    Autograd's version of the same expression makes four full-size temporaries forward and
+    five backward; this is the hot path of every convex block in training and inference.
+    """
+
+    @staticmethod
+    def forward(ctx, f: Tensor, x: Tensor, gn: Tensor, s: Tensor) -> Tensor:
+        ctx.save_for_backward(x, gn, s)
+        return torch.addcmul(torch.addcmul(f, x, 1 - s), gn, s)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, gn, s = ctx.saved_tensors
+        grad_x = grad * (1 - s) if ctx.needs_input_grad[1] else None
+        grad_s = None
+        if ctx.needs_input_grad[3]:
+            flat = grad.reshape(-1)
+            dot_gn = torch.dot(flat, gn.reshape(-1).to(flat.dtype))
+            grad_s = (dot_gn - torch.dot(flat, x.reshape(-1).to(flat.dtype))).to(s.dtype)
+        return grad, grad_x, None, grad_s
 
 
 class GradResidualBlock(nn.Module):
@@ -197,6 +228,13 @@ class GradResidualBlock(nn.Module):
                     g = self.branch.analytic_grad(z)
         else:
             f, g = self._autograd_branch_and_grad(x)
+        tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        if cfg.skip == "convex" and not g.requires_grad and cfg.magnitude == "unit" and not tracing:
+            # g is a constant here (stop-gradient or inference): the fused mix saves passes.
+            with torch.no_grad():
+                factor = norm_factor(g, x, cfg.norm, cfg.magnitude, cfg.eps)
+                gn = g if factor is None else g * factor
+            return ConvexMix.apply(f, x, gn, torch.sigmoid(self.alpha))
         factor = norm_factor(g, x, cfg.norm, cfg.magnitude, cfg.eps)
         if cfg.skip == "gradient":
             return f + (g if factor is None else g * factor)

@@ -7,8 +7,6 @@ One file rebuilds its model; nothing is unpickled. Shipped weights live in the t
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from srgrad.errors import WeightsError
+from srgrad.fileio import atomic_path
 from srgrad.models.registry import ModelConfig, build
 
 FORMAT = "srgrad-weights/1"
@@ -25,18 +24,11 @@ FORMAT = "srgrad-weights/1"
 def save_weights(model: nn.Module, config: ModelConfig, path: str | Path, **extra: Any) -> Path:
     """Write atomically (temp file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, "config": json.dumps(config.to_dict())}
     metadata.update({k: json.dumps(v) for k, v in extra.items()})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 
