@@ -94,23 +94,20 @@ def adjoint_of_ones(conv: nn.Conv2d, h: int, w: int) -> Tensor:
     """conv^T(1) on an h x w map, shape (1, C_in, h, w).
 
     It is a per-channel constant except within `pad` pixels of the border, so it is computed
-    on a map of at most (2 pad + 1)^2 pixels and expanded by index: cost independent of h, w.
+    on a map of at most (2 pad + 1)^2 pixels and its middle row and column are stretched
+    (torch.cat of expanded views: one write, several times faster than an index gather).
     """
     pad = conv.padding[0]
-    small_h, small_w = min(h, 2 * pad + 1), min(w, 2 * pad + 1)
-    ones = conv.weight.new_ones(1, conv.out_channels, small_h, small_w)
+    size = 2 * pad + 1
+    ones = conv.weight.new_ones(1, conv.out_channels, min(h, size), min(w, size))
     small = nnf.conv_transpose2d(ones, conv.weight, padding=conv.padding)
-    rows = _border_index(h, pad, small.device)
-    cols = _border_index(w, pad, small.device)
-    return small.index_select(2, rows).index_select(3, cols)
-
-
-def _border_index(n: int, pad: int, device: torch.device) -> Tensor:
-    """Row (or column) of the small map that each of n positions copies."""
-    idx = torch.arange(n, device=device)
-    if n <= 2 * pad + 1:
-        return idx
-    return torch.where(idx < pad, idx, torch.where(idx >= n - pad, idx - (n - 2 * pad - 1), pad))
+    if h > size:
+        middle = small[:, :, pad : pad + 1].expand(-1, -1, h - 2 * pad, -1)
+        small = torch.cat([small[:, :, :pad], middle, small[:, :, size - pad :]], dim=2)
+    if w > size:
+        middle = small[..., pad : pad + 1].expand(-1, -1, -1, w - 2 * pad)
+        small = torch.cat([small[..., :pad], middle, small[..., size - pad :]], dim=3)
+    return small
 
 
 class LinearBranch(nn.Module):
@@ -231,10 +228,18 @@ class GradResidualBlock(nn.Module):
         tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
         if cfg.skip == "convex" and not g.requires_grad and cfg.magnitude == "unit" and not tracing:
             # g is a constant here (stop-gradient or inference): the fused mix saves passes.
+            s = torch.sigmoid(self.alpha)
+            needs_grad = torch.is_grad_enabled() and (
+                x.requires_grad or s.requires_grad or f.requires_grad
+            )
             with torch.no_grad():
                 factor = norm_factor(g, x, cfg.norm, cfg.magnitude, cfg.eps)
+                if not needs_grad:
+                    # Inference: fold s into the small factor, one full-size pass fewer.
+                    mixed = torch.addcmul(f, x, 1 - s)
+                    return torch.addcmul(mixed, g, s if factor is None else s * factor)
                 gn = g if factor is None else g * factor
-            return ConvexMix.apply(f, x, gn, torch.sigmoid(self.alpha))
+            return ConvexMix.apply(f, x, gn, s)
         factor = norm_factor(g, x, cfg.norm, cfg.magnitude, cfg.eps)
         if cfg.skip == "gradient":
             return f + (g if factor is None else g * factor)
