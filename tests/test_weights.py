@@ -1,0 +1,82 @@
+"""Weights files: safetensors + config metadata round trip, and one-line errors for bad files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from srgrad.errors import WeightsError
+from srgrad.models.registry import build_model, model_config
+from srgrad.models.weights import load_weights, read_metadata, save_weights
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    config = model_config("sedsr-grad", 3, alpha=1.5, learn_alpha=False)
+    model = build_model("sedsr-grad", 3, alpha=1.5, learn_alpha=False)
+    path = save_weights(model, config, tmp_path / "m.safetensors", card={"iterations": 7})
+    return model, config, path
+
+
+def test_round_trip_rebuilds_the_same_model(saved):
+    model, config, path = saved
+    loaded, loaded_config = load_weights(path)
+    assert loaded_config == config
+    assert not loaded.training
+    x = torch.rand(1, 3, 9, 11) * 255
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), loaded(x))
+    assert read_metadata(path)["card"] == {"iterations": 7}
+    assert loaded.blocks[0].alpha.item() == pytest.approx(1.5)  # a frozen alpha travels too
+
+
+def test_scale_mismatch_is_one_line(saved):
+    _, _, path = saved
+    with pytest.raises(WeightsError, match="x3 sedsr-grad model, not x2; pass --scale 3"):
+        load_weights(path, scale=2)
+
+
+def test_not_a_safetensors_file(tmp_path):
+    bogus = tmp_path / "photo.safetensors"
+    bogus.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100)
+    with pytest.raises(WeightsError, match="not a readable safetensors file"):
+        load_weights(bogus)
+
+
+def test_safetensors_without_srgrad_config(tmp_path):
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other), metadata={"format": "pt"})
+    with pytest.raises(WeightsError, match="not srgrad weights"):
+        load_weights(other)
+
+
+def test_truncated_file(saved, tmp_path):
+    _, _, path = saved
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(WeightsError, match="cut.safetensors"):
+        load_weights(cut)
+
+
+def test_tensors_that_do_not_match_the_config(tmp_path, saved):
+    model, config, _ = saved
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("tail.")}
+    path = tmp_path / "partial.safetensors"
+    save_file(state, str(path), metadata=read_metadata_raw(config))
+    with pytest.raises(WeightsError, match="does not match its sedsr-grad config"):
+        load_weights(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_weights(tmp_path / "nope.safetensors")
+
+
+def read_metadata_raw(config) -> dict[str, str]:
+    import json
+
+    from srgrad.models.weights import FORMAT
+
+    return {"format": FORMAT, "config": json.dumps(config.to_dict())}
