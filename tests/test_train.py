@@ -244,6 +244,21 @@ def test_init_from_keeps_body_and_reinitialises_upsampler(tmp_path):
     assert "upsampler.2.weight" in dst and "upsampler.2.weight" not in src
 
 
+def test_init_from_same_scale_keeps_everything(tmp_path):
+    data = make_images(tmp_path / "data", size=(48, 48))
+    first = tmp_path / "first"
+    assert runner.invoke(app, base_args(data, first, iters=4) + ["--seed", "7"]).exit_code == 0
+    again = tmp_path / "again"
+    weights = str(first / "sedsr-grad_x2.safetensors")
+    args = base_args(data, again, iters=1) + ["--init-from", weights]
+    args[args.index("--lr") + 1] = "1e-12"
+    assert runner.invoke(app, args).exit_code == 0
+    src = load_file(first / "sedsr-grad_x2.safetensors")
+    dst = load_file(again / "sedsr-grad_x2.safetensors")
+    for key in ("upsampler.0.weight", "tail.weight", "blocks.0.alpha"):
+        assert torch.allclose(src[key], dst[key], atol=1e-6), key
+
+
 def test_toml_config_and_unknown_key(tmp_path):
     data = make_images(tmp_path / "data")
     cfg = tmp_path / "train.toml"

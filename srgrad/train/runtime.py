@@ -71,7 +71,8 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> Non
 
 
 def init_from(model: nn.Module, config: ModelConfig, path: str) -> list[str]:
-    """Copy a trained body (e.g. x2) into a new model (e.g. x4); the upsampler stays fresh.
+    """Copy trained weights into a new model. From another scale (x2 -> x4) the body is kept
+    and the upsampler stays freshly initialised; from the same scale everything is kept.
 
     Returns the names of the tensors that were re-initialised.
     """
@@ -87,11 +88,12 @@ def init_from(model: nn.Module, config: ModelConfig, path: str) -> list[str]:
             f"({source_cfg.n_blocks}x{source_cfg.n_feats}, "
             f"{source_cfg.block.skip}); it cannot initialise {config.name}"
         )
-    target = model.state_dict()
+    incoming_state = source.state_dict()
     fresh = []
-    for key, value in target.items():
-        incoming = source.state_dict().get(key)
-        if key.startswith("upsampler.") or incoming is None or incoming.shape != value.shape:
+    for key, value in model.state_dict().items():
+        incoming = incoming_state.get(key)
+        new_scale = source_cfg.scale != config.scale and key.startswith("upsampler.")
+        if new_scale or incoming is None or incoming.shape != value.shape:
             fresh.append(key)
             continue
         value.copy_(incoming)
