@@ -234,41 +234,49 @@ def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
     if precision == "fp16" and dev.type != "cuda":
         raise ConfigError("fp16 needs a CUDA device; use --precision bf16 or fp32 on CPU")
     model.to(dev).eval()
+    # The switch to the analytic g is undone afterwards: a model being trained with
+    # grad_impl="autograd" (validation runs through here) must keep its setting.
+    previous = {b: b.grad_impl for b in model.modules() if isinstance(b, GradResidualBlock)}
     exact_mode = use_analytic_grad(model)
-    scale = model_scale(model)
-    overlap = int(getattr(model, "receptive_radius", lambda: 16)()) + 1
-    height, width = arr.shape[:2]
-    if tile is None:
-        if memory_budget is None:
-            memory_budget = MEMORY_BUDGET
-            if dev.type == "cuda":  # half of what is free, counting PyTorch's cached blocks
-                cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
-                memory_budget = (torch.cuda.mem_get_info(dev)[0] + cached) // 2
-        tile = auto_tile(model, height, width, scale, overlap, memory_budget)
-    tiles = plan_tiles(height, width, tile)
-    if len(tiles) > 1 and _sample_norm(model):
-        warnings.warn("per-sample normalization makes tiled output differ from whole-image "
-                      "output", stacklevel=2)
-    gray = arr.ndim == 2 or arr.shape[2] == 1
-    factor = 255 / 65535 if arr.dtype == np.uint16 else 1.0
-    out = np.empty((height * scale, width * scale) + (arr.shape[2:] if gray else (3,)), arr.dtype)
-    s = scale
-    with torch.inference_mode() if exact_mode else torch.no_grad():
-        for done, (y0, y1, x0, x1) in enumerate(tiles, start=1):
-            py0, py1 = max(0, y0 - overlap), min(height, y1 + overlap)
-            px0, px1 = max(0, x0 - overlap), min(width, x1 + overlap)
-            patch = np.asarray(arr[py0:py1, px0:px1], dtype=np.float32) * factor
-            patch = patch.reshape(py1 - py0, px1 - px0, -1).transpose(2, 0, 1)
-            x = torch.from_numpy(np.ascontiguousarray(patch))[None].to(dev)
-            y = _guarded(model, x.expand(1, 3, -1, -1) if gray else x, self_ensemble,
-                         PRECISIONS[precision])
-            y = y[0, :, (y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s]
-            y = y.permute(1, 2, 0)
-            y = y.mean(2, keepdim=arr.ndim == 3) if gray else y
-            out[y0 * s:y1 * s, x0 * s:x1 * s] = _to_output(y.cpu().numpy(), out.dtype)
-            if progress is not None:
-                progress(done, len(tiles))
-    return out
+    try:
+        scale = model_scale(model)
+        overlap = int(getattr(model, "receptive_radius", lambda: 16)()) + 1
+        height, width = arr.shape[:2]
+        if tile is None:
+            if memory_budget is None:
+                memory_budget = MEMORY_BUDGET
+                if dev.type == "cuda":  # half of what is free, counting PyTorch's cached blocks
+                    cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+                    memory_budget = (torch.cuda.mem_get_info(dev)[0] + cached) // 2
+            tile = auto_tile(model, height, width, scale, overlap, memory_budget)
+        tiles = plan_tiles(height, width, tile)
+        if len(tiles) > 1 and _sample_norm(model):
+            warnings.warn("per-sample normalization makes tiled output differ from whole-image "
+                          "output", stacklevel=2)
+        gray = arr.ndim == 2 or arr.shape[2] == 1
+        factor = 255 / 65535 if arr.dtype == np.uint16 else 1.0
+        channels = arr.shape[2:] if gray else (3,)
+        out = np.empty((height * scale, width * scale) + channels, arr.dtype)
+        s = scale
+        with torch.inference_mode() if exact_mode else torch.no_grad():
+            for done, (y0, y1, x0, x1) in enumerate(tiles, start=1):
+                py0, py1 = max(0, y0 - overlap), min(height, y1 + overlap)
+                px0, px1 = max(0, x0 - overlap), min(width, x1 + overlap)
+                patch = np.asarray(arr[py0:py1, px0:px1], dtype=np.float32) * factor
+                patch = patch.reshape(py1 - py0, px1 - px0, -1).transpose(2, 0, 1)
+                x = torch.from_numpy(np.ascontiguousarray(patch))[None].to(dev)
+                y = _guarded(model, x.expand(1, 3, -1, -1) if gray else x, self_ensemble,
+                             PRECISIONS[precision])
+                y = y[0, :, (y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s]
+                y = y.permute(1, 2, 0)
+                y = y.mean(2, keepdim=arr.ndim == 3) if gray else y
+                out[y0 * s:y1 * s, x0 * s:x1 * s] = _to_output(y.cpu().numpy(), out.dtype)
+                if progress is not None:
+                    progress(done, len(tiles))
+        return out
+    finally:
+        for block, impl in previous.items():
+            block.grad_impl = impl
 
 
 def _resolve_model(model: Any, scale: int, device: Any) -> nn.Module:

@@ -217,3 +217,16 @@ def test_installed_package_finds_shipped_weights(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, cwd=tmp_path, env=env).stdout.splitlines()
     assert out[0].startswith(str(target)) and out[1] == "{'sedsr-grad': [2]}" and out[2] == "2"
+
+
+def test_super_resolve_leaves_the_models_grad_impl_alone():
+    """Validation during training runs through super_resolve; it must not switch a model
+    trained with autograd g to the analytic g behind the trainer's back."""
+    import numpy as np
+
+    from srgrad.infer import super_resolve
+    from srgrad.models.registry import build_model
+
+    model = build_model("sedsr-grad", 2, grad_impl="autograd")
+    super_resolve(model, np.zeros((8, 8, 3), np.uint8), device="cpu")
+    assert {b.grad_impl for b in model.blocks} == {"autograd"}
