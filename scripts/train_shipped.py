@@ -45,12 +45,10 @@ def log(msg: str) -> None:
 
 
 def _cache_one(job: tuple[str, int, str]) -> None:
-    from srgrad.data.datasets import cached_lr, load_rgb
+    from srgrad.train.data import load_training_image
 
     path, scale, cache = job
-    hr = load_rgb(path)
-    hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
-    cached_lr(Path(path), hr, scale, Path(cache))
+    load_training_image(Path(path), scale, Path(cache))
 
 
 def build_cache(data: Path, cache: Path, workers: int) -> None:

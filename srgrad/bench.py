@@ -95,7 +95,7 @@ def bench_sampler(device: torch.device, rounds: int, batch: int, patch: int) -> 
     for _ in range(50):  # BSD-sized HR images, x2
         hr = torch.randint(0, 256, (3, 320, 480), dtype=torch.uint8, generator=gen).to(device)
         pairs.append((hr[:, ::2, ::2].contiguous(), hr))
-    sampler = PatchSampler(pairs, 2, patch, batch, seed=0, device=device)
+    sampler = PatchSampler(pairs, 2, patch, batch, seed=0)
     samples = []
     for _ in range(max(rounds, 20)):
         _sync(device)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from srgrad.data.datasets import cached_lr, hr_training_paths, load_rgb
+from srgrad.data.resize import modcrop
 from srgrad.errors import DataError
 
 
@@ -40,11 +41,10 @@ class PatchSampler:
         patch: int,
         batch: int,
         seed: int,
-        device: torch.device,
     ):
+        # Batches land on whatever device the pairs are on.
         self.pairs = pairs
         self.scale, self.patch, self.batch = scale, patch, batch
-        self.device = device
         self.generator = torch.Generator().manual_seed(seed)
         sizes = torch.tensor([lr.shape[-2] * lr.shape[-1] for lr, _ in pairs], dtype=torch.float64)
         self.weights = sizes / sizes.sum()  # larger images give proportionally more patches
@@ -85,15 +85,19 @@ def augment(img: Tensor, code: int) -> Tensor:
     return img
 
 
+def load_training_image(path: Path, scale: int, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(HR modcropped to the scale, its bicubic LR from the on-disk cache)."""
+    hr = modcrop(load_rgb(path), scale)
+    return hr, cached_lr(path, hr, scale, cache_dir)
+
+
 def load_training_pairs(
     paths: list[Path], scale: int, patch: int, cache_dir: Path, device: torch.device, workers: int
 ) -> list[tuple[Tensor, Tensor]]:
     """Decode each HR once, fetch/make its LR, drop images smaller than a patch (with a warning)."""
 
     def load(path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
-        hr = load_rgb(path)
-        hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
-        return path, hr, cached_lr(path, hr, scale, cache_dir)
+        return path, *load_training_image(path, scale, cache_dir)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         loaded = list(pool.map(load, paths))

@@ -111,7 +111,7 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
         config.workers,
     )
     sampler = PatchSampler(
-        pairs, config.scale, config.patch, config.batch, config.seed * 1000 + dist.rank, device
+        pairs, config.scale, config.patch, config.batch, config.seed * 1000 + dist.rank
     )
     val_images = (
         load_eval_images(held if holdout else config.val, config.scale, config.val_root)
