@@ -33,8 +33,9 @@ run() {  # name
     --val-every 200 --log-every 25 --ckpt-every 50 --seed 0 --out "$out" --device cpu \
     --quiet "${extra[@]}" >> "$out.log" 2>&1
 }
-set -- $ORDER
-while [ $# -gt 0 ]; do
-  run "$1" & [ $# -gt 1 ] && run "$2" &
-  wait; shift; [ $# -gt 0 ] && shift
+read -ra names <<< "$ORDER"
+for ((i = 0; i < ${#names[@]}; i += 2)); do
+  run "${names[i]}" &
+  if ((i + 1 < ${#names[@]})); then run "${names[i + 1]}" & fi
+  wait
 done

@@ -1,6 +1,6 @@
 """Markdown table of finished training runs: held-out PSNR, train loss, gates, time.
 
-Usage: python scripts/run_table.py runs/sweep [--baseline identity]
+Usage: python scripts/run_table.py runs/sweep [--baseline identity] [--plot curves.png]
 Reads each run folder's model_card.json and metrics.csv (written by `srgrad train`). Train L1
 is the mean of the last five logged losses (0-255 scale), as in docs/results.md.
 """
@@ -11,6 +11,8 @@ import argparse
 import csv
 import json
 from pathlib import Path
+
+from srgrad.train.curves import plot_runs
 
 
 def summarize(run: Path) -> dict:
@@ -27,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("root", type=Path)
     parser.add_argument("--baseline", default="identity")
+    parser.add_argument("--plot", type=Path, help="also draw every run's curves in one PNG")
     args = parser.parse_args()
     runs = [summarize(p) for p in sorted(args.root.iterdir()) if (p / "model_card.json").exists()]
     base = next((r for r in runs if r["name"] == args.baseline), None)
@@ -38,6 +41,9 @@ def main() -> None:
         gates = f"{r['gates'][0]:.3f}-{r['gates'][1]:.3f}" if r["gates"] else ""
         print(f"| {r['name']} | {r['val']:.3f} | {diff} | {r['loss']:.3f} | {gates} "
               f"| {r['iters']} | {r['seconds']:.0f} |")
+    if args.plot:
+        plot_runs({r["name"]: args.root / r["name"] / "metrics.csv" for r in runs}, args.plot,
+                  title=str(args.root))
 
 
 if __name__ == "__main__":

@@ -40,3 +40,37 @@ def plot_curves(metrics_csv: Path, png: Path, title: str = "") -> Path | None:
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return png
+
+
+def plot_runs(runs: dict[str, Path], png: Path, title: str = "", smooth: int = 5) -> Path:
+    """Several runs' metrics.csv side by side: training loss (moving average over `smooth`
+    logged values) and validation PSNR against step, one colour per run label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, csv_path in runs.items():
+        rows = read_metrics(csv_path)
+        loss = [(int(r["step"]), float(r["loss"])) for r in rows if r.get("loss")]
+        val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
+        if len(loss) >= smooth:
+            steps = [s for s, _ in loss][smooth - 1:]
+            values = [v for _, v in loss]
+            means = [sum(values[i - smooth + 1:i + 1]) / smooth
+                     for i in range(smooth - 1, len(values))]
+            ax_loss.plot(steps, means, lw=1, label=label)
+        if val:
+            ax_val.plot(*zip(*val, strict=False), marker="o", ms=3, label=label)
+    ax_loss.set(xlabel="iteration", ylabel=f"train L1 (0-255), mean of {smooth} logs")
+    ax_val.set(xlabel="iteration", ylabel="validation PSNR (dB, Y)")
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
