@@ -35,11 +35,7 @@ def plot_curves(metrics_csv: Path, png: Path, title: str = "") -> Path | None:
         ax2.plot(*zip(*val, strict=False), color="tab:red", marker="o", ms=3, label="val PSNR")
         ax2.set_ylabel("validation PSNR (dB, Y)", color="tab:red")
     ax.set_title(title)
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return png
+    return _save(fig, png)
 
 
 def plot_runs(runs: dict[str, Path], png: Path, title: str = "", smooth: int = 5) -> Path:
@@ -69,6 +65,12 @@ def plot_runs(runs: dict[str, Path], png: Path, title: str = "", smooth: int = 5
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
+    return _save(fig, png)
+
+
+def _save(fig, png: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
