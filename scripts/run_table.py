@@ -8,17 +8,15 @@ is the mean of the last five logged losses (0-255 scale), as in docs/results.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
-from srgrad.train.curves import plot_runs
+from srgrad.train.curves import plot_runs, read_metrics, series
 
 
 def summarize(run: Path) -> dict:
     card = json.loads((run / "model_card.json").read_text())
-    rows = list(csv.DictReader((run / "metrics.csv").open()))
-    losses = [float(r["loss"]) for r in rows if r["loss"]][-5:]
+    losses = [loss for _, loss in series(read_metrics(run / "metrics.csv"), "loss")][-5:]
     gates = [float(g) for g in card.get("gates") or []]
     return {"name": run.name, "val": card["val_last_psnr"], "loss": sum(losses) / len(losses),
             "gates": (min(gates), max(gates)) if gates else None,

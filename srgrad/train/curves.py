@@ -11,6 +11,11 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def series(rows: list[dict[str, str]], column: str) -> list[tuple[int, float]]:
+    """(step, value) for the rows where `column` was logged."""
+    return [(int(r["step"]), float(r[column])) for r in rows if r.get(column)]
+
+
 def plot_curves(metrics_csv: Path, png: Path, title: str = "") -> Path | None:
     """Training loss and validation PSNR against step; None when there is nothing to plot."""
     import matplotlib
@@ -21,8 +26,7 @@ def plot_curves(metrics_csv: Path, png: Path, title: str = "") -> Path | None:
     if not Path(metrics_csv).exists():
         return None
     rows = read_metrics(metrics_csv)
-    loss = [(int(r["step"]), float(r["loss"])) for r in rows if r.get("loss")]
-    val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
+    loss, val = series(rows, "loss"), series(rows, "val_psnr")
     if not loss and not val:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -49,8 +53,7 @@ def plot_runs(runs: dict[str, Path], png: Path, title: str = "", smooth: int = 5
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     for label, csv_path in runs.items():
         rows = read_metrics(csv_path)
-        loss = [(int(r["step"]), float(r["loss"])) for r in rows if r.get("loss")]
-        val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
+        loss, val = series(rows, "loss"), series(rows, "val_psnr")
         if len(loss) >= smooth:
             steps = [s for s, _ in loss][smooth - 1:]
             values = [v for _, v in loss]
