@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from srgrad.cli import eval_cmd
+from srgrad.models.weights import read_metadata
 
 from helpers import cli_app, runner
 
@@ -32,7 +33,12 @@ def documented_rows() -> dict[tuple[str, int], dict]:
 
 
 def test_reports_cover_every_shipped_model_and_scale():
-    assert set(documented_rows()) == {(m, s) for m in ("sedsr-grad", "sedsr") for s in (2, 3, 4)}
+    shipped = set()
+    for file in (ROOT / "weights").glob("*.safetensors"):
+        config = read_metadata(file)["config"]
+        shipped.add((config["name"], config["scale"]))
+    assert shipped == {(m, s) for m in ("sedsr-grad", "sedsr") for s in (2, 3, 4)}
+    assert set(documented_rows()) == shipped
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

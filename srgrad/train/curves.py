@@ -18,11 +18,7 @@ def series(rows: list[dict[str, str]], column: str) -> list[tuple[int, float]]:
 
 def plot_curves(metrics_csv: Path, png: Path, title: str = "") -> Path | None:
     """Training loss and validation PSNR against step; None when there is nothing to plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     if not Path(metrics_csv).exists():
         return None
     rows = read_metrics(metrics_csv)
@@ -45,11 +41,7 @@ def plot_curves(metrics_csv: Path, png: Path, title: str = "") -> Path | None:
 def plot_runs(runs: dict[str, Path], png: Path, title: str = "", smooth: int = 5) -> Path:
     """Several runs' metrics.csv side by side: training loss (moving average over `smooth`
     logged values) and validation PSNR against step, one colour per run label."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     for label, csv_path in runs.items():
         rows = read_metrics(csv_path)
@@ -71,9 +63,18 @@ def plot_runs(runs: dict[str, Path], png: Path, title: str = "", smooth: int = 5
     return _save(fig, png)
 
 
-def _save(fig, png: Path) -> Path:
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (imported late: plotting is optional)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, png: Path) -> Path:
+    plt = _pyplot()
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
