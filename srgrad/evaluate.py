@@ -146,6 +146,7 @@ class EvalRun:
     datasets: list[DatasetSpec]
     self_ensemble: bool = False
     device: str = "cpu"
+    precision: str = "fp32"  # resolved (fp32, bf16, fp16); reports name it
     per_image: list[ImageResult] = field(default_factory=list)
     results: list[DatasetResult] = field(default_factory=list)
 
@@ -225,15 +226,16 @@ def dataset_specs(names: Sequence[str], scales: Sequence[int], root: str | Path 
     return specs
 
 
-def _upscaler(spec: ModelSpec, scale: int, device: str, tile: int | None, self_ensemble: bool
+def _upscaler(spec: ModelSpec, scale: int, run: EvalRun, tile: int | None
               ) -> Callable[[np.ndarray], np.ndarray]:
     if spec.source is None:
         return lambda lr: bicubic_upscale(lr, scale)
     from srgrad.infer import load_model, super_resolve
 
-    model = load_model(spec.source if spec.scale is None else Path(spec.source), scale, device)
-    return lambda lr: super_resolve(model, lr, tile=tile, self_ensemble=self_ensemble,
-                                    device=device)
+    source = spec.source if spec.scale is None else Path(spec.source)
+    model = load_model(source, scale, run.device, precision=run.precision)
+    return lambda lr: super_resolve(model, lr, tile=tile, self_ensemble=run.self_ensemble,
+                                    device=run.device)
 
 
 def _score_one(up: Callable[[np.ndarray], np.ndarray], image: EvalImage, scale: int,
@@ -252,7 +254,7 @@ def run_eval(run: EvalRun, tile: int | None = None, on_image: OnImage | None = N
     """
     for scale in run.scales:
         specs = [m for m in run.models if m.scale in (None, scale)]
-        ups = {m.label: _upscaler(m, scale, run.device, tile, run.self_ensemble) for m in specs}
+        ups = {m.label: _upscaler(m, scale, run, tile) for m in specs}
         for data in run.datasets:
             per_model: dict[str, list[ImageScore]] = {m.label: [] for m in specs}
             for pair in data.pairs[scale]:

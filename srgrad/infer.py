@@ -13,7 +13,9 @@ same dtype. It runs under `torch.inference_mode()` and handles:
   within one 8-bit level). Models with per-sample normalization (`norm="sample"`) see the whole
   image by definition; tiling them changes the result, and a warning says so.
 - self-ensemble (`self_ensemble=True`): the 8 flips/rotations averaged (EDSR+ style).
-- precision: fp32, bf16 (autocast on CUDA or CPU) or fp16 (autocast, CUDA only).
+- precision: auto, fp32, bf16 (autocast on CUDA or CPU) or fp16 (autocast, CUDA only);
+  None takes the model's own (`srgrad.load(..., precision=)`), else fp32. See
+  models/precision.py for `auto`.
 - device: None (where the model is), "auto" (CUDA if available), "cpu", "cuda[:N]".
 """
 
@@ -34,15 +36,18 @@ from torch import nn
 from srgrad.data.images import from_pil, resize_alpha, to_pil
 from srgrad.errors import ConfigError, DataError, WeightsError
 from srgrad.models.blocks import GradResidualBlock
+from srgrad.models.precision import (
+    autocast,
+    channels_last,
+    resolve_precision,
+    to_channels_last,
+)
 from srgrad.models.registry import MODELS, SCALES, model_config, suggest
 from srgrad.models.weights import load_weights, shipped_weights, shipped_weights_path
 
 DEFAULT_MODEL = "sedsr-grad"
 MEMORY_BUDGET = 1 << 30  # bytes of activations per forward pass on CPU
 MIN_TILE = 32
-PRECISIONS: dict[str, torch.dtype | None] = {
-    "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16,
-}
 Progress = Callable[[int, int], None]
 
 
@@ -97,8 +102,9 @@ def use_analytic_grad(model: nn.Module) -> bool:
 
 
 def load_model(name_or_path: str | os.PathLike, scale: int | None = None,
-               device: str | torch.device | None = "cpu") -> nn.Module:
-    """A model in eval mode: a registry name with shipped weights, or a weights file path."""
+               device: str | torch.device | None = "cpu", precision: str = "fp32") -> nn.Module:
+    """A model in eval mode: a registry name with shipped weights, or a weights file path.
+    Its forward runs in `precision` (auto, fp32, bf16, fp16; see models/precision.py)."""
     if not isinstance(name_or_path, os.PathLike) and str(name_or_path).lower() in MODELS:
         name = str(name_or_path).lower()
         scale = 2 if scale is None else scale
@@ -117,7 +123,9 @@ def load_model(name_or_path: str | os.PathLike, scale: int | None = None,
     model, config = load_weights(path, scale)
     model.srgrad_config = config  # type: ignore[assignment]
     use_analytic_grad(model)
-    return model.to(resolve_device(device)).eval()
+    dev = resolve_device(device)
+    model.precision = resolve_precision(precision, dev)
+    return to_channels_last(model.to(dev)).eval()
 
 
 def model_scale(model: nn.Module) -> int:
@@ -161,22 +169,19 @@ def plan_tiles(height: int, width: int, tile: int | None) -> list[tuple[int, int
             for i in range(len(ys) - 1) for j in range(len(xs) - 1)]
 
 
-def _run(model: nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    if dtype is None:
-        return model(x).float()
-    with torch.autocast(device_type=x.device.type, dtype=dtype):
-        return model(x).float()
+def _run(model: nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
+    with autocast(x.device, precision):
+        return model(channels_last(x)).float()
 
 
-def _forward(model: nn.Module, x: torch.Tensor, ensemble: bool, dtype: torch.dtype | None
-             ) -> torch.Tensor:
+def _forward(model: nn.Module, x: torch.Tensor, ensemble: bool, precision: str) -> torch.Tensor:
     if not ensemble:
-        return _run(model, x, dtype)
+        return _run(model, x, precision)
     total: torch.Tensor | None = None
     for k in range(4):
         for flip in (False, True):
             t = torch.rot90(x, k, (2, 3))
-            y = _run(model, t.flip(3) if flip else t, dtype)
+            y = _run(model, t.flip(3) if flip else t, precision)
             y = torch.rot90(y.flip(3) if flip else y, -k, (2, 3))
             total = y if total is None else total + y
     assert total is not None
@@ -196,12 +201,12 @@ def _sample_norm(model: nn.Module) -> bool:
                for b in model.modules() if isinstance(b, GradResidualBlock))
 
 
-def _guarded(model: nn.Module, x: torch.Tensor, ensemble: bool, dtype: torch.dtype | None
+def _guarded(model: nn.Module, x: torch.Tensor, ensemble: bool, precision: str
              ) -> torch.Tensor:
     """_forward with out-of-memory turned into a one-line user error."""
     size = f"{x.shape[-2]}x{x.shape[-1]}"
     try:
-        return _forward(model, x, ensemble, dtype)
+        return _forward(model, x, ensemble, precision)
     except torch.cuda.OutOfMemoryError:
         raise DataError(f"out of GPU memory on a {size} tile; pass a smaller --tile "
                         "or --device cpu") from None
@@ -213,7 +218,7 @@ def _guarded(model: nn.Module, x: torch.Tensor, ensemble: bool, dtype: torch.dty
 
 def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
                   self_ensemble: bool = False, device: str | torch.device | None = None,
-                  precision: str = "fp32", progress: Progress | None = None,
+                  precision: str | None = None, progress: Progress | None = None,
                   memory_budget: int | None = None) -> np.ndarray:
     """Upscale one HxWx3 / HxW / HxWx1 image (uint8, uint16 or float on the 0-255 scale).
 
@@ -226,18 +231,18 @@ def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
         raise DataError(f"expected an HxW or HxWx3 image, got shape {arr.shape}")
     if not (arr.dtype in (np.uint8, np.uint16) or np.issubdtype(arr.dtype, np.floating)):
         raise DataError(f"expected uint8, uint16 or float pixels, got {arr.dtype}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     if tile is not None and tile < 1:
         raise ConfigError(f"tile must be a positive number of pixels, got {tile}")
     dev = resolve_device(device, model)
-    if precision == "fp16" and dev.type != "cuda":
-        raise ConfigError("fp16 needs a CUDA device; use --precision bf16 or fp32 on CPU")
+    precision = resolve_precision(precision or getattr(model, "precision", "fp32"), dev)
     model.to(dev).eval()
     # The switch to the analytic g is undone afterwards: a model being trained with
     # grad_impl="autograd" (validation runs through here) must keep its setting.
     previous = {b: b.grad_impl for b in model.modules() if isinstance(b, GradResidualBlock)}
     exact_mode = use_analytic_grad(model)
+    own_precision = getattr(model, "precision", None)
+    if own_precision is not None:
+        model.precision = "fp32"  # the autocast below rules; the model's own is restored after
     try:
         scale = model_scale(model)
         overlap = int(getattr(model, "receptive_radius", lambda: 16)()) + 1
@@ -266,7 +271,7 @@ def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
                 patch = patch.reshape(py1 - py0, px1 - px0, -1).transpose(2, 0, 1)
                 x = torch.from_numpy(np.ascontiguousarray(patch))[None].to(dev)
                 y = _guarded(model, x.expand(1, 3, -1, -1) if gray else x, self_ensemble,
-                             PRECISIONS[precision])
+                             precision)
                 y = y[0, :, (y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s]
                 y = y.permute(1, 2, 0)
                 y = y.mean(2, keepdim=arr.ndim == 3) if gray else y
@@ -277,6 +282,8 @@ def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
     finally:
         for block, impl in previous.items():
             block.grad_impl = impl
+        if own_precision is not None:
+            model.precision = own_precision
 
 
 def _resolve_model(model: Any, scale: int, device: Any) -> nn.Module:
@@ -287,7 +294,8 @@ def _resolve_model(model: Any, scale: int, device: Any) -> nn.Module:
         if have != scale:
             raise ConfigError(f"the model upscales x{have}, not x{scale}; pass scale={have}")
         return model
-    return load_model(model, scale=scale, device=device if device is not None else "cpu")
+    return load_model(model, scale=scale, device=device if device is not None else "cpu",
+                      precision="auto")
 
 
 def upscale_image(image: Any, scale: int = 2, model: Any = None, **options: Any) -> Any:

@@ -165,6 +165,7 @@ def report_dict(run: EvalRun, command: str, elapsed_s: float | None = None) -> d
         "machine": machine_info(run.device),
         "elapsed_s": None if elapsed_s is None else round(elapsed_s, 1),
         "convention": {"name": run.convention, "description": CONVENTIONS[run.convention]},
+        "precision": run.precision,
         "scales": run.scales,
         "self_ensemble": run.self_ensemble,
         "models": [{"model": m.label, "source": m.source or "built-in MATLAB bicubic"}
@@ -192,7 +193,8 @@ def markdown_report(run: EvalRun, command: str, elapsed_s: float | None = None) 
     machine = ", ".join(f"{k} {v}" for k, v in meta["machine"].items())
     lines = ["# srgrad eval", "",
              f"- command: `{command}`", f"- srgrad {meta['srgrad_version']}; {machine}",
-             f"- convention `{run.convention}`: {CONVENTIONS[run.convention]}"]
+             f"- convention `{run.convention}`: {CONVENTIONS[run.convention]}",
+             f"- precision: {run.precision}"]
     if elapsed_s is not None:
         lines.append(f"- wall time: {elapsed_s:.0f} s")
     for scale in run.scales:

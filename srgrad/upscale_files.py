@@ -39,12 +39,12 @@ from srgrad.data.images import (
 from srgrad.errors import ConfigError, DataError
 from srgrad.infer import (
     DEFAULT_MODEL,
-    PRECISIONS,
     load_model,
     model_scale,
     resolve_device,
     super_resolve,
 )
+from srgrad.models.precision import resolve_precision
 
 OUTPUT_STEM = re.compile(r"_x[234]$")
 KEEP_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -199,7 +199,7 @@ def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
                   scale: int | None = None, model: str | None = None,
                   weights: Path | None = None, force: bool = False, fmt: str | None = None,
                   max_pixels: int | None = -1, tile: int | None = None,
-                  self_ensemble: bool = False, device: str = "auto", precision: str = "fp32",
+                  self_ensemble: bool = False, device: str = "auto", precision: str = "auto",
                   on_plan: Callable[[list[Job]], None] | None = None,
                   on_start: Callable[[Job], None] | None = None,
                   on_done: Callable[[Outcome], None] | None = None,
@@ -212,10 +212,7 @@ def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
         raise ConfigError(f"--tile must be a positive number of pixels, got {tile}")
     if max_pixels is not None and max_pixels < -1:
         raise ConfigError(f"--max-pixels must be positive (0 disables the limit), got {max_pixels}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "fp16" and resolve_device(device).type != "cuda":
-        raise ConfigError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    precision = resolve_precision(precision, resolve_device(device))
     net = resolve_model(model, None if weights is None else Path(weights), scale, device)
     scale = model_scale(net)
     paths = [Path(p) for p in inputs]

@@ -161,7 +161,7 @@ def test_write_failure_leaves_nothing(tmp_path, weights, monkeypatch):
         (["--weights", "W", "--scale", "4"], "holds a x2 sedsr-grad model, not x4"),
         (["--weights", "nothing.safetensors"], "nothing.safetensors does not exist"),
         (["--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
-        (["--precision", "fp64"], "--precision must be one of fp32, bf16, fp16"),
+        (["--precision", "fp64"], "--precision must be one of auto, fp32, bf16, fp16"),
         (["--format", "gif"], "--format must be png, jpg or webp"),
         (["--tile", "0"], "--tile must be a positive number"),
         (["--max-pixels", "-1"], "--max-pixels must be positive"),

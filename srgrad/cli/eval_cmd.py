@@ -54,7 +54,7 @@ def _default_models(scales: list[int]) -> list[str]:
 
 def _command(names: list[str], weights: list[Path], scales: list[int], datasets: list[str],
              root: Path | None, convention: str, self_ensemble: bool, tile: int | None,
-             device: str, reports: list[Path], save_images: Path | None,
+             device: str, precision: str, reports: list[Path], save_images: Path | None,
              compare: Path | None) -> str:
     """The canonical command line of this evaluation (recorded in the reports)."""
     args = ["srgrad", "eval"]
@@ -65,6 +65,7 @@ def _command(names: list[str], weights: list[Path], scales: list[int], datasets:
     args += ["--root", str(root)] if root else []
     args += ["--convention", convention] + (["--self-ensemble"] if self_ensemble else [])
     args += (["--tile", str(tile)] if tile else []) + ["--device", device]
+    args += ["--precision", precision]
     for r in reports:
         args += ["--report", str(r)]
     args += ["--save-images", str(save_images)] if save_images else []
@@ -104,6 +105,10 @@ def evaluate(
     ),
     tile: int | None = typer.Option(None, "--tile", help="Tile side in LR pixels (default auto)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    precision: str = typer.Option(
+        "fp32", "--precision",
+        help="fp32 (exact, the default for reports), auto, bf16 or fp16 (CUDA); reports name it.",
+    ),
     report: list[Path] | None = typer.Option(
         None, "--report", "-r", show_default=False,
         help="Write a report: .json, .md or .csv by extension; repeatable.",
@@ -130,8 +135,11 @@ def evaluate(
     for path in reports:
         check_report_path(path)
     from srgrad.infer import resolve_device
+    from srgrad.models.precision import resolve_precision
 
-    dev = str(resolve_device(device))
+    dev = resolve_device(device)
+    resolved = resolve_precision(precision, dev)
+    dev = str(dev)
     names = _split(model)
     specs = model_specs(names, list(weights or []), self_ensemble)
     if scale is not None:
@@ -147,8 +155,9 @@ def evaluate(
     for line in skipped:
         print_labelled("skipped: ", "yellow", line)
     command = _command(names, list(weights or []), scales, [d.key for d in data], root,
-                       convention, self_ensemble, tile, device, reports, save_images, compare)
-    run = EvalRun(convention, scales, specs, data, self_ensemble, dev)
+                       convention, self_ensemble, tile, device, precision, reports, save_images,
+                       compare)
+    run = EvalRun(convention, scales, specs, data, self_ensemble, dev, resolved)
     total = sum(len(d.pairs[s]) for d in data for s in scales)
     elapsed = _run_with_progress(run, total, tile, save_images, compare)
     print_tables(run, console)

@@ -40,7 +40,9 @@ def train(
     resume: bool = Opt(False, "--resume", help="Continue the run in --out from last.pt."),
     init_from: str | None = Opt(None, help="Weights to start from (x3/x4 from x2)."),
     device: str | None = Opt(None, help="auto, cpu or cuda."),
-    precision: str | None = Opt(None, help="fp32, bf16 or fp16 (autocast; fp16 on CUDA)."),
+    precision: str | None = Opt(
+        None, help="fp32 (default), auto (bf16 where native, else fp32), bf16 or fp16 (CUDA)."
+    ),
     workers: int | None = Opt(None, help="Threads preparing the LR cache."),
     cache_dir: str | None = Opt(None, help="LR cache folder (default ~/.cache/srgrad/lr)."),
     time_limit: float | None = Opt(None, help="Stop early after this many seconds."),

@@ -44,7 +44,11 @@ def upscale(
         False, "--self-ensemble", help="Average the 8 flips/rotations (8x slower, a bit better)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (CUDA only)."),
+    precision: str = typer.Option(
+        "auto", "--precision",
+        help="auto (bf16 where the CPU or GPU computes it natively, else fp32), fp32, bf16 or "
+        "fp16 (CUDA only).",
+    ),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     fmt: str | None = typer.Option(
         None, "--format", help="png, jpg or webp (default: the input's, PNG for other formats)."

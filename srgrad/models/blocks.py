@@ -65,7 +65,7 @@ class ConvBranch(nn.Module):
         return self.forward_with_preact(x)[0]
 
     def analytic_grad(self, z: Tensor) -> Tensor:
-        upstream = adjoint_of_ones(self.conv2, *z.shape[-2:])
+        upstream = adjoint_of_ones(self.conv2, *z.shape[-2:], like=z)
         g = conv_adjoint(relu_mask_times(upstream, z), self.conv1)
         return g * self.res_scale if self.res_scale != 1 else g
 
@@ -90,24 +90,46 @@ def conv_adjoint(y: Tensor, conv: nn.Conv2d) -> Tensor:
     return nnf.conv2d(y, weight, padding=k - 1 - conv.padding[0])
 
 
-def adjoint_of_ones(conv: nn.Conv2d, h: int, w: int) -> Tensor:
-    """conv^T(1) on an h x w map, shape (1, C_in, h, w).
+def adjoint_of_ones(conv: nn.Conv2d, h: int, w: int, like: Tensor | None = None) -> Tensor:
+    """conv^T(1) on an h x w map, shape (1, C_in, h, w), in the dtype and memory format of
+    `like` (the tensor it will be combined with).
 
     It is a per-channel constant except within `pad` pixels of the border, so it is computed
     on a map of at most (2 pad + 1)^2 pixels and its middle row and column are stretched
     (torch.cat of expanded views: one write, several times faster than an index gather).
+    The layout matters: aten's elementwise kernels fall back to a slow strided loop when an
+    NCHW operand meets a channels_last one (25x slower for the ReLU mask under bf16 + CL), so
+    for a channels_last `like` the stretching runs on the NHWC view and yields that layout.
     """
     pad = conv.padding[0]
     size = 2 * pad + 1
     ones = conv.weight.new_ones(1, conv.out_channels, min(h, size), min(w, size))
     small = nnf.conv_transpose2d(ones, conv.weight, padding=conv.padding)
-    if h > size:
-        middle = small[:, :, pad : pad + 1].expand(-1, -1, h - 2 * pad, -1)
-        small = torch.cat([small[:, :, :pad], middle, small[:, :, size - pad :]], dim=2)
-    if w > size:
-        middle = small[..., pad : pad + 1].expand(-1, -1, -1, w - 2 * pad)
-        small = torch.cat([small[..., :pad], middle, small[..., size - pad :]], dim=3)
-    return small
+    nhwc = like is not None and memory_format_of(like) == torch.channels_last
+    if like is not None:
+        small = small.to(like.dtype)
+    if nhwc:
+        small = small.permute(0, 2, 3, 1).contiguous()
+    row_dim, col_dim = (1, 2) if nhwc else (2, 3)
+    small = _stretch_middle(small, row_dim, pad, h)
+    small = _stretch_middle(small, col_dim, pad, w)
+    return small.permute(0, 3, 1, 2) if nhwc else small
+
+
+def _stretch_middle(t: Tensor, dim: int, pad: int, n: int) -> Tensor:
+    """Repeat the middle index of `dim` (of length 2 pad + 1) until `dim` has length n."""
+    size = 2 * pad + 1
+    if n <= size:
+        return t
+    shape = [-1] * t.dim()
+    shape[dim] = n - 2 * pad
+    middle = t.narrow(dim, pad, 1).expand(*shape)
+    return torch.cat([t.narrow(dim, 0, pad), middle, t.narrow(dim, size - pad, pad)], dim=dim)
+
+
+def memory_format_of(t: Tensor) -> torch.memory_format:
+    nhwc = t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if nhwc and not t.is_contiguous() else torch.contiguous_format
 
 
 class LinearBranch(nn.Module):
@@ -180,10 +202,17 @@ class ConvexMix(torch.autograd.Function):
         grad_x = grad * (1 - s) if ctx.needs_input_grad[1] else None
         grad_s = None
         if ctx.needs_input_grad[3]:
-            flat = grad.reshape(-1)
-            dot_gn = torch.dot(flat, gn.reshape(-1).to(flat.dtype))
-            grad_s = (dot_gn - torch.dot(flat, x.reshape(-1).to(flat.dtype))).to(s.dtype)
+            grad_s = _dot(grad, gn) - _dot(grad, x)
         return grad, grad_x, None, grad_s
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    """sum(a * b) with float32 accumulation. torch.dot is BLAS-fast in fp32 but a scalar
+    loop in bf16 (10x slower than this fused multiply-and-sum)."""
+    fp32 = a.dtype == torch.float32 and b.dtype == torch.float32
+    if fp32 and a.is_contiguous() and b.is_contiguous():
+        return torch.dot(a.view(-1), b.view(-1))
+    return (a * b.to(a.dtype)).sum(dtype=torch.float32)
 
 
 class GradResidualBlock(nn.Module):

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from srgrad.models.blocks import BlockConfig, ConvBranch, GradResidualBlock
+from srgrad.models.precision import DTYPES, autocast, channels_last
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -32,6 +33,11 @@ class Upsampler(nn.Sequential):
 
 
 class EDSR(nn.Module):
+    """`precision` (fp32, bf16 or fp16; set by srgrad.load) runs forward under that autocast;
+    the default fp32 leaves an autocast the caller set up in charge."""
+
+    precision = "fp32"
+
     def __init__(
         self,
         scale: int,
@@ -56,7 +62,13 @@ class EDSR(nn.Module):
         self.tail = nn.Conv2d(n_feats, n_colors, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.head(x - self.rgb_mean)
+        if DTYPES[self.precision] is None:
+            return self._forward(x)
+        with autocast(x.device, self.precision):
+            return self._forward(x).float()
+
+    def _forward(self, x: Tensor) -> Tensor:
+        x = self.head(channels_last(x) - self.rgb_mean)
         x = x + self.body_conv(self.blocks(x))
         return self.tail(self.upsampler(x)) + self.rgb_mean
 

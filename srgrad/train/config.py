@@ -11,6 +11,7 @@ from typing import Any
 
 from srgrad.errors import ConfigError
 from srgrad.models.blocks import GRAD_IMPLS, MAGNITUDES, NORMS
+from srgrad.models.precision import PRECISIONS
 from srgrad.models.registry import MODELS, SCALES, suggest
 
 if sys.version_info >= (3, 11):
@@ -120,7 +121,7 @@ def validate(c: TrainConfig) -> None:
     need(
         c.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, not {c.device!r}"
     )
-    need(c.precision in ("fp32", "bf16", "fp16"), "--precision must be fp32, bf16 or fp16")
+    need(c.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}")
     need(c.workers >= 0, "--workers must be >= 0")
     need(c.time_limit is None or c.time_limit > 0, "--time-limit must be positive")
     need(c.val_every > 0 and c.ckpt_every > 0 and c.log_every > 0, "intervals must be positive")

@@ -16,6 +16,12 @@ from tqdm import tqdm
 
 from srgrad.errors import ConfigError
 from srgrad.evaluate import load_eval_images, score_model
+from srgrad.models.precision import (
+    autocast,
+    channels_last,
+    resolve_precision,
+    to_channels_last,
+)
 from srgrad.models.registry import build, count_parameters, model_config
 from srgrad.models.weights import save_weights
 from srgrad.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -87,7 +93,7 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
         torch.backends.cudnn.benchmark = True
 
     model_cfg = model_config(config.model, config.scale, **config.block_overrides())
-    model = build(model_cfg).to(device)
+    model = to_channels_last(build(model_cfg).to(device))
     if config.init_from:
         init_from(model, model_cfg, config.init_from)
     ema = copy.deepcopy(model).eval() if config.ema > 0 else None
@@ -142,8 +148,8 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
     if dist.world > 1:
         ids = [device.index] if device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+    precision = resolve_precision(config.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     def checkpoint(step: int, wall: float) -> None:
         payload = {
@@ -183,10 +189,8 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
         t0 = time.perf_counter()
         lr_batch, hr_batch = sampler.sample()
         t1 = time.perf_counter()
-        with torch.autocast(
-            device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
-        ):
-            loss = nn.functional.l1_loss(train_model(lr_batch), hr_batch)
+        with autocast(device, precision):
+            loss = nn.functional.l1_loss(train_model(channels_last(lr_batch)).float(), hr_batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -261,6 +265,7 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
             "stopped_by_time_limit_at": stopped_at,
             "data_prep_seconds": round(prep_s, 1),
             "device": _device_name(device),
+            "precision": precision,
             "world_size": dist.world,
             "replica_checksums": checksums,
             "val": config.val,
