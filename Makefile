@@ -24,15 +24,17 @@ run: $(RUN_STAMP)
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q
 
+# Each benchmark writes its own table into docs/benchmarks.md (between its markers).
 bench: $(DEV_STAMP)
-	$(BIN)/python -m srgrad.bench --rounds 10
+	$(BIN)/python benchmarks/blocks.py
+	$(BIN)/python benchmarks/upscale.py
 	$(BIN)/python -m srgrad.bench_resize
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check srgrad tests scripts
+	$(BIN)/ruff check srgrad tests scripts benchmarks
 
 format: $(DEV_STAMP)
-	$(BIN)/ruff format srgrad tests scripts
+	$(BIN)/ruff format srgrad tests scripts benchmarks
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

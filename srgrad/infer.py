@@ -138,18 +138,20 @@ def model_scale(model: nn.Module) -> int:
     return out.shape[-1] // 8
 
 
-def bytes_per_lr_pixel(model: nn.Module, scale: int) -> int:
-    """Peak activation bytes per LR pixel of one forward pass (fp32, measured on sedsr x2-x4
-    with ~30% headroom): the body holds a few feature maps, the upsampler 4x or 9x more."""
+def bytes_per_lr_pixel(model: nn.Module, scale: int, precision: str = "fp32") -> int:
+    """Peak activation bytes per LR pixel of one forward pass (measured on sedsr x2-x4 with
+    ~30% headroom): the body holds a few feature maps, the upsampler 4x or 9x more. Under
+    bf16/fp16 autocast the feature maps take 2 bytes, so tiles can hold twice the pixels."""
     head = getattr(model, "head", None)
     n_feats = head.out_channels if isinstance(head, nn.Conv2d) else 64
-    return 4 * n_feats * (6 + 3 * scale * scale)
+    element = 4 if precision == "fp32" else 2
+    return element * n_feats * (6 + 3 * scale * scale)
 
 
 def auto_tile(model: nn.Module, height: int, width: int, scale: int, overlap: int,
-              budget: int) -> int | None:
+              budget: int, precision: str = "fp32") -> int | None:
     """Tile side (LR pixels) that keeps activations under `budget`, or None if none needed."""
-    max_pixels = budget // bytes_per_lr_pixel(model, scale)
+    max_pixels = budget // bytes_per_lr_pixel(model, scale, precision)
     if height * width <= max_pixels:
         return None
     return max(MIN_TILE, math.isqrt(max_pixels) - 2 * overlap)
@@ -253,7 +255,7 @@ def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
                 if dev.type == "cuda":  # half of what is free, counting PyTorch's cached blocks
                     cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
                     memory_budget = (torch.cuda.mem_get_info(dev)[0] + cached) // 2
-            tile = auto_tile(model, height, width, scale, overlap, memory_budget)
+            tile = auto_tile(model, height, width, scale, overlap, memory_budget, precision)
         tiles = plan_tiles(height, width, tile)
         if len(tiles) > 1 and _sample_norm(model):
             warnings.warn("per-sample normalization makes tiled output differ from whole-image "

@@ -23,14 +23,17 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
 from srgrad.data.images import (
     IMAGE_SUFFIXES,
     OUTPUT_FORMATS,
+    PNG_LEVEL,
     SUFFIX_OF_FORMAT,
     read_image,
     resize_alpha,
@@ -165,22 +168,42 @@ def prepare_output_folder(out: Path) -> None:
         raise DataError(f"output folder {out} is not writable ({reason})") from None
 
 
-def upscale_file(job: Job, model: nn.Module, *, force: bool = False, fmt: str | None = None,
-                 max_pixels: int | None = -1, **options) -> Outcome:
-    """Read, upscale and write one file; a DataError becomes a failed Outcome."""
+@dataclass
+class Rendered:
+    """An upscaled image waiting to be written."""
+
+    job: Job
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    icc: bytes | None
+
+
+def render_file(job: Job, model: nn.Module, *, force: bool = False, max_pixels: int | None = -1,
+                **options) -> Rendered | Outcome:
+    """Read and upscale one file; an Outcome when it is skipped or fails (DataError)."""
     if job.output.exists() and not force:
         return Outcome(job.source, job.output, "skipped",
                        f"{job.output} exists (pass --force to overwrite)")
     try:
         picture = read_image(job.source, max_pixels=max_pixels)
         pixels = super_resolve(model, picture.pixels, **options)
-        scale = pixels.shape[0] // picture.pixels.shape[0]
-        alpha = None if picture.alpha is None else resize_alpha(picture.alpha, scale)
+    except DataError as exc:
+        return Outcome(job.source, job.output, "failed", str(exc))
+    scale = pixels.shape[0] // picture.pixels.shape[0]
+    alpha = None if picture.alpha is None else resize_alpha(picture.alpha, scale)
+    return Rendered(job, pixels, alpha, picture.icc)
+
+
+def write_rendered(done: Rendered, fmt: str | None = None, png_level: int = PNG_LEVEL
+                   ) -> Outcome:
+    job = done.job
+    try:
         try:
             job.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DataError(f"{job.output}: cannot create its folder ({exc.strerror})") from None
-        write_image(job.output, pixels, format=fmt, icc=picture.icc, alpha=alpha)
+        write_image(job.output, done.pixels, format=fmt, icc=done.icc, alpha=done.alpha,
+                    png_level=png_level)
     except DataError as exc:
         return Outcome(job.source, job.output, "failed", str(exc))
     return Outcome(job.source, job.output, "written")
@@ -199,6 +222,7 @@ def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
                   scale: int | None = None, model: str | None = None,
                   weights: Path | None = None, force: bool = False, fmt: str | None = None,
                   max_pixels: int | None = -1, tile: int | None = None,
+                  png_level: int = PNG_LEVEL,
                   self_ensemble: bool = False, device: str = "auto", precision: str = "auto",
                   on_plan: Callable[[list[Job]], None] | None = None,
                   on_start: Callable[[Job], None] | None = None,
@@ -210,6 +234,8 @@ def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
         raise ConfigError(f"--format must be png, jpg or webp, got {fmt!r}")
     if tile is not None and tile < 1:
         raise ConfigError(f"--tile must be a positive number of pixels, got {tile}")
+    if not 0 <= png_level <= 9:
+        raise ConfigError(f"--png-level must be 0-9 (zlib levels), got {png_level}")
     if max_pixels is not None and max_pixels < -1:
         raise ConfigError(f"--max-pixels must be positive (0 disables the limit), got {max_pixels}")
     precision = resolve_precision(precision, resolve_device(device))
@@ -226,12 +252,28 @@ def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
             on_done(early)
     if on_plan is not None:
         on_plan(jobs)
-    for job in jobs:
-        if on_start is not None:
-            on_start(job)
-        outcome = upscale_file(job, net, force=force, fmt=fmt, max_pixels=max_pixels, tile=tile,
-                               self_ensemble=self_ensemble, precision=precision, progress=on_tile)
+    def finish(outcome: Outcome) -> None:
         report.outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
+
+    # Encoding (PNG: about a quarter of a large image's time) runs in one writer thread while
+    # the next image is read and upscaled; at most one output waits, which bounds memory.
+    pending: Future[Outcome] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="srgrad-writer") as writer:
+        for job in jobs:
+            if on_start is not None:
+                on_start(job)
+            done = render_file(job, net, force=force, max_pixels=max_pixels, tile=tile,
+                               self_ensemble=self_ensemble, precision=precision,
+                               progress=on_tile)
+            if pending is not None:
+                finish(pending.result())
+                pending = None
+            if isinstance(done, Outcome):
+                finish(done)
+            else:
+                pending = writer.submit(write_rendered, done, fmt, png_level)
+        if pending is not None:
+            finish(pending.result())
     return report

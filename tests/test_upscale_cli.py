@@ -165,6 +165,7 @@ def test_write_failure_leaves_nothing(tmp_path, weights, monkeypatch):
         (["--format", "gif"], "--format must be png, jpg or webp"),
         (["--tile", "0"], "--tile must be a positive number"),
         (["--max-pixels", "-1"], "--max-pixels must be positive"),
+        (["--png-level", "10"], "--png-level must be 0-9"),
         (["--device", "tpu"], "unknown device 'tpu'"),
     ],
 )
@@ -191,3 +192,39 @@ def test_clashing_outputs(tmp_path, weights):
     result = run(tmp_path / "in", "--format", "png")
     assert result.exit_code == 1 and "is also the output of" in result.output
     assert (tmp_path / "in" / "a_x2.png").is_file()
+
+
+def test_png_level_trades_size_for_speed(tmp_path, weights):
+    """Level 1 (the default) and 0 are real zlib levels: same pixels, different sizes."""
+    src = photo(tmp_path / "a.png", size=(40, 30))
+    sizes = {}
+    for level in (None, "0", "1", "9"):
+        out = tmp_path / f"out_{level}.png"
+        result = run(src, "-o", str(out), *(["--png-level", level] if level else []))
+        assert result.exit_code == 0, result.output
+        sizes[level] = out.stat().st_size
+        assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(
+            tmp_path / "out_None.png")))
+    assert sizes[None] == sizes["1"]
+    assert sizes["0"] > sizes["1"] >= sizes["9"]
+
+
+def test_outputs_written_in_the_background_keep_order_and_errors(tmp_path, weights):
+    """The writer thread encodes one image while the next computes: outcomes still come in
+    input order, a failed read or write fails that file only, and every good file is written."""
+    from srgrad.upscale_files import upscale_paths
+
+    good1, good2 = photo(tmp_path / "a.png"), photo(tmp_path / "c.png")
+    broken = tmp_path / "b.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    blocked = tmp_path / "out" / "d_x2.png"
+    blocked.mkdir(parents=True)  # a folder where d's output file should go: its write fails
+    good3 = photo(tmp_path / "d.png")
+    seen = []
+    report = upscale_paths([good1, broken, good2, good3], out=tmp_path / "out", force=True,
+                           on_done=lambda o: seen.append((o.source.name, o.status)))
+    assert seen == [("a.png", "written"), ("b.png", "failed"), ("c.png", "written"),
+                    ("d.png", "failed")]
+    assert [o.status for o in report.outcomes] == [s for _, s in seen]
+    for name in ("a_x2.png", "c_x2.png"):
+        assert Image.open(tmp_path / "out" / name).size == (40, 28)

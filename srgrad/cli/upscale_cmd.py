@@ -21,6 +21,7 @@ from srgrad.cli._common import (
     print_labelled,
     user_errors,
 )
+from srgrad.data.images import PNG_LEVEL
 from srgrad.errors import ConfigError
 from srgrad.upscale_files import Job, Outcome, upscale_paths
 
@@ -52,6 +53,10 @@ def upscale(
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     fmt: str | None = typer.Option(
         None, "--format", help="png, jpg or webp (default: the input's, PNG for other formats)."
+    ),
+    png_level: int = typer.Option(
+        PNG_LEVEL, "--png-level",
+        help="PNG zlib level 0-9: 1 (default) writes fast, 9 writes ~15% smaller files ~6x slower.",
     ),
     max_pixels: int | None = typer.Option(
         None, "--max-pixels",
@@ -94,7 +99,7 @@ def upscale(
         report = upscale_paths(
             inputs, out=output, scale=scale, model=model, weights=weights, force=force, fmt=fmt,
             max_pixels=-1 if max_pixels is None else (max_pixels or None), tile=tile,
-            self_ensemble=self_ensemble, device=device, precision=precision,
+            self_ensemble=self_ensemble, device=device, precision=precision, png_level=png_level,
             on_plan=on_plan, on_start=on_start, on_done=on_done, on_tile=on_tile,
         )
     for note in report.notes:

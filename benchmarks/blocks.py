@@ -1,0 +1,158 @@
+"""The gradient block against the identity block, per precision and memory layout.
+
+Every (model, precision, layout) job is timed in one process, interleaved round by round,
+and each gradient time is reported as a ratio to the identity time of the same rounds, since
+absolute times on shared machines drift. GFLOP/s next to each time: convolution FLOPs
+counted from the shapes by torch.utils.flop_counter (training includes the backward).
+The table replaces its section of docs/benchmarks.md (or --write FILE).
+
+Usage: python benchmarks/blocks.py [--rounds 7] [--families sedsr,edsr-baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from srgrad.models.precision import autocast, channels_last, resolve_precision, to_channels_last
+from srgrad.models.registry import build_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from doc_tables import machine_line, replace_section  # noqa: E402
+
+SETTINGS = (("fp32", "NCHW"), ("fp32", "channels_last"), ("bf16", "channels_last"))
+VARIANTS = {"identity": "{family}", "gradient (analytic g)": "{family}-grad"}
+Job = Callable[[], None]
+
+
+def make_jobs(name: str, precision: str, layout: str, batch: int, patch: int, size: int
+              ) -> tuple[Job, Job]:
+    """(train step, inference) closures for one model in one precision and layout."""
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    model = build_model(name, 2)
+    lr = torch.rand(batch, 3, patch, patch) * 255
+    hr = torch.rand(batch, 3, 2 * patch, 2 * patch) * 255
+    big = torch.rand(1, 3, size, size) * 255
+    if layout == "channels_last":
+        model, lr, big = to_channels_last(model), channels_last(lr), channels_last(big)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-5)
+
+    def train() -> None:
+        with autocast(device, precision):
+            loss = torch.nn.functional.l1_loss(model(lr).float(), hr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def infer() -> None:
+        with torch.inference_mode(), autocast(device, precision):
+            model.eval()(big)
+        model.train()
+
+    return train, infer
+
+
+def flops(job: Job) -> float:
+    with FlopCounterMode(display=False) as counter:
+        job()
+    return float(counter.get_total_flops())
+
+
+def time_jobs(jobs: dict[tuple, Job], rounds: int) -> dict[tuple, float]:
+    for job in jobs.values():  # warm-up: allocator, oneDNN primitive caches
+        job()
+    samples: dict[tuple, list[float]] = {key: [] for key in jobs}
+    for _ in range(rounds):
+        for key, job in jobs.items():
+            start = time.perf_counter()
+            job()
+            samples[key].append(time.perf_counter() - start)
+    return {key: statistics.median(v) * 1000 for key, v in samples.items()}
+
+
+def bench(families: list[str], rounds: int, batch: int, patch: int, size: int
+          ) -> tuple[dict[tuple, float], dict[tuple, float]]:
+    jobs: dict[tuple, Job] = {}
+    for family in families:
+        for precision, layout in SETTINGS:
+            for variant, pattern in VARIANTS.items():
+                train, infer = make_jobs(pattern.format(family=family), precision, layout,
+                                         batch, patch, size)
+                jobs[(family, precision, layout, variant, "train")] = train
+                jobs[(family, precision, layout, variant, "infer")] = infer
+    work = {key: flops(job) for key, job in jobs.items()}
+    return time_jobs(jobs, rounds), work
+
+
+def table(ms: dict[tuple, float], work: dict[tuple, float], families: list[str]) -> list[str]:
+    lines = ["| model | precision | layout | variant | train ms | GFLOP/s | x identity | "
+             "vs fp32 NCHW | inference ms | GFLOP/s | x identity | vs fp32 NCHW |",
+             "|" + "---|" * 12]
+    for family in families:
+        for precision, layout in SETTINGS:
+            for variant in VARIANTS:
+                cols = []
+                for kind in ("train", "infer"):
+                    key = (family, precision, layout, variant, kind)
+                    ident = ms[(family, precision, layout, "identity", kind)]
+                    base = ms[(family, "fp32", "NCHW", variant, kind)]
+                    t = ms[key]
+                    cols += [f"{t:.1f}", f"{work[key] / t / 1e6:.0f}", f"{t / ident:.2f}x",
+                             f"{base / t:.2f}x"]
+                lines.append(f"| {family} | {precision} | {layout} | {variant} | "
+                             + " | ".join(cols) + " |")
+    return lines
+
+
+def summary(ms: dict[tuple, float], families: list[str]) -> list[str]:
+    auto = resolve_precision("auto", torch.device("cpu"))
+    layout = "channels_last"
+    lines = [f"`--precision auto` resolves to **{auto}** on this CPU."]
+    for family in families:
+        grad = "gradient (analytic g)"
+        parts = []
+        for kind, word in (("train", "training step"), ("infer", "inference")):
+            ratio = ms[(family, auto, layout, grad, kind)] / ms[(family, auto, layout,
+                                                                   "identity", kind)]
+            speedup = ms[(family, "fp32", "NCHW", grad, kind)] / ms[(family, auto, layout,
+                                                                     grad, kind)]
+            parts.append(f"{word} {ratio:.2f}x identity, {speedup:.2f}x faster than fp32 NCHW")
+        lines.append(f"- {family}-grad in auto ({auto}, channels_last): " + "; ".join(parts))
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--families", default="sedsr,edsr-baseline")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=48)
+    parser.add_argument("--infer-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--write", type=Path, default=Path("docs/benchmarks.md"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    families = args.families.split(",")
+    ms, work = bench(families, args.rounds, args.batch, args.patch, args.infer_size)
+    command = "python benchmarks/blocks.py " + " ".join(sys.argv[1:])
+    text = "\n".join([
+        f"Command: `{command.strip()}`. {machine_line()}",
+        f"Training step: batch {args.batch}, {args.patch}x{args.patch} LR patches, x2, L1 + Adam; "
+        f"inference: one {args.infer_size}x{args.infer_size} image under inference_mode. "
+        f"Median of {args.rounds} interleaved rounds.", "",
+        *table(ms, work, families), "", *summary(ms, families)])
+    print(text)
+    replace_section(args.write, "blocks", text)
+
+
+if __name__ == "__main__":
+    main()
