@@ -94,7 +94,7 @@ def test_convex_mix_alpha_gradient_in_bf16_matches_fp32():
     for dtype in (torch.float32, torch.bfloat16):
         s = torch.tensor(0.3, requires_grad=True)
         xs = x.to(dtype).detach().requires_grad_(True)
-        y = ConvexMix.apply(f.to(dtype), xs, gn.to(dtype), s)
+        y = ConvexMix.apply(f.to(dtype), xs, gn.to(dtype), None, s)
         y.backward(grad.to(dtype))
         results[dtype] = (s.grad.clone(), xs.grad.float())
     expected = (grad * (gn - x)).sum()

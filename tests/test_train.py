@@ -278,3 +278,23 @@ def test_toml_config_and_unknown_key(tmp_path):
 
 def test_typer_app_is_importable():
     assert isinstance(app, typer.Typer)
+
+
+@pytest.mark.slow
+def test_compiled_and_bf16_training_follow_the_eager_fp32_run(tmp_path):
+    """--compile and --precision bf16 change how the step runs, not what it computes: the
+    same seed and patches give the same losses (compile: to float rounding; bf16: to its
+    8-bit mantissa), and the saved weights are plain contiguous fp32 tensors."""
+    data = make_images(tmp_path / "data", count=4, size=(48, 48))
+    runs = {}
+    for name, extra in (("eager", []), ("compiled", ["--compile"]),
+                        ("bf16", ["--precision", "bf16"])):
+        out = tmp_path / name
+        result = runner.invoke(app, base_args(data, out, iters=6) + extra)
+        assert result.exit_code == 0, result.output
+        runs[name] = [float(loss) for _, loss in losses(out) if loss]
+        tensors = load_file(str(out / "sedsr-grad_x2.safetensors"))
+        assert all(t.dtype == torch.float32 and t.is_contiguous() for t in tensors.values())
+    assert np.allclose(runs["compiled"], runs["eager"], rtol=1e-3)
+    assert np.allclose(runs["bf16"], runs["eager"], rtol=3e-2)
+    assert runs["bf16"] != runs["eager"]  # bf16 really ran

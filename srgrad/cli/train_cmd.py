@@ -43,6 +43,9 @@ def train(
     precision: str | None = Opt(
         None, help="fp32 (default), auto (bf16 where native, else fp32), bf16 or fp16 (CUDA)."
     ),
+    compile_model: bool = Opt(
+        False, "--compile", help="torch.compile the training forward (slow start, faster steps)."
+    ),
     workers: int | None = Opt(None, help="Threads preparing the LR cache."),
     cache_dir: str | None = Opt(None, help="LR cache folder (default ~/.cache/srgrad/lr)."),
     time_limit: float | None = Opt(None, help="Stop early after this many seconds."),
@@ -82,6 +85,7 @@ def train(
         init_from=init_from,
         device=device,
         precision=precision,
+        compile=compile_model or None,
         workers=workers,
         cache_dir=cache_dir,
         time_limit=time_limit,

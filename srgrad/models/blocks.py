@@ -172,6 +172,10 @@ def norm_factor(g: Tensor, x: Tensor, norm: str, magnitude: str, eps: float) -> 
 
 
 def _safe_norm(t: Tensor, dims: tuple[int, ...]) -> Tensor:
+    if dims == (1,) and memory_format_of(t) == torch.channels_last:
+        # Channels innermost: vector_norm is one contiguous pass (2x faster than the sum of
+        # squares below), and its gradient at 0 is zero.
+        return torch.linalg.vector_norm(t, dim=1, keepdim=True)
     # sqrt has an infinite derivative at 0: an all-zero g (every ReLU off) would turn the
     # grad_through gradients into NaN. Clamping first leaves the value at 0 (to 1e-15) and
     # gives a zero gradient there, as torch.linalg.vector_norm does.
@@ -185,25 +189,28 @@ def normalize(g: Tensor, x: Tensor, norm: str, magnitude: str, eps: float) -> Te
 
 
 class ConvexMix(torch.autograd.Function):
-    """y = f + (1 - s) x + s gn for a constant gn, in two fused passes.
+    """y = f + (1 - s) x + s N(g) for a constant N(g) = g * factor, in fused passes.
 
     Autograd's version of the same expression makes four full-size temporaries forward and
-    five backward; this is the hot path of every convex block in training and inference.
+    five backward. Here the forward keeps one, the gap x - N(g) (a fused addcmul), and writes
+    y = (f + x) - s (x - N(g)); backward needs only grad * (1 - s) and one multiply-sum for
+    alpha, since dL/ds = sum(grad * (N(g) - x)). This is the hot path of every convex block
+    in training.
     """
 
     @staticmethod
-    def forward(ctx, f: Tensor, x: Tensor, gn: Tensor, s: Tensor) -> Tensor:
-        ctx.save_for_backward(x, gn, s)
-        return torch.addcmul(torch.addcmul(f, x, 1 - s), gn, s)
+    def forward(ctx, f: Tensor, x: Tensor, g: Tensor, factor: Tensor | None, s: Tensor
+                ) -> Tensor:
+        gap = torch.sub(x, g) if factor is None else torch.addcmul(x, g, factor, value=-1)
+        ctx.save_for_backward(gap, s)
+        return torch.addcmul(f + x, gap, -s)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, gn, s = ctx.saved_tensors
+        gap, s = ctx.saved_tensors
         grad_x = grad * (1 - s) if ctx.needs_input_grad[1] else None
-        grad_s = None
-        if ctx.needs_input_grad[3]:
-            grad_s = _dot(grad, gn) - _dot(grad, x)
-        return grad, grad_x, None, grad_s
+        grad_s = -_dot(grad, gap) if ctx.needs_input_grad[4] else None
+        return grad, grad_x, None, None, grad_s
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -267,8 +274,7 @@ class GradResidualBlock(nn.Module):
                     # Inference: fold s into the small factor, one full-size pass fewer.
                     mixed = torch.addcmul(f, x, 1 - s)
                     return torch.addcmul(mixed, g, s if factor is None else s * factor)
-                gn = g if factor is None else g * factor
-            return ConvexMix.apply(f, x, gn, s)
+            return ConvexMix.apply(f, x, g, factor, s)
         factor = norm_factor(g, x, cfg.norm, cfg.magnitude, cfg.eps)
         if cfg.skip == "gradient":
             return f + (g if factor is None else g * factor)

@@ -42,6 +42,7 @@ class TrainConfig:
     init_from: str | None = None
     device: str = "auto"
     precision: str = "fp32"
+    compile: bool = False  # torch.compile the training forward (docs/benchmarks.md: its gain)
     workers: int = 0
     cache_dir: str | None = None  # LR cache; default $SRGRAD_CACHE, else ~/.cache/srgrad/lr
     time_limit: float | None = (

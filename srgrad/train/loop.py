@@ -148,6 +148,8 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
     if dist.world > 1:
         ids = [device.index] if device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if config.compile:
+        train_model = torch.compile(train_model)
     precision = resolve_precision(config.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
