@@ -25,9 +25,11 @@ test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q
 
 # Each benchmark writes its own table into docs/benchmarks.md (between its markers).
+# The bf16-vs-fp32 training study (an hour or more) runs apart: benchmarks/train_precision.py.
 bench: $(DEV_STAMP)
-	$(BIN)/python benchmarks/blocks.py
+	$(BIN)/python benchmarks/blocks.py --compile
 	$(BIN)/python benchmarks/upscale.py
+	$(BIN)/python benchmarks/precision_quality.py
 	$(BIN)/python -m srgrad.bench_resize
 
 lint: $(DEV_STAMP)

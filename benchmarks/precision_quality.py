@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument("--datasets", default="set5,set14")
     parser.add_argument("--write", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args()
+    if not Path(args.root, "benchmark").is_dir():
+        print(f"skipped: no benchmark sets under {args.root} (pass --root)")
+        return
     exact = evaluate(args.models, args.datasets, args.root, "fp32")
     auto = evaluate(args.models, args.datasets, args.root, "auto")
     lines = ["| model | data set | fp32 PSNR / SSIM | auto PSNR / SSIM | auto - fp32 (dB) | "
