@@ -10,6 +10,7 @@ import typer
 
 from srgrad import __version__
 from srgrad.cli import (
+    ablate_cmd,
     download_cmd,
     eval_cmd,
     experiment_cmd,
@@ -49,4 +50,5 @@ app.command("eval")(eval_cmd.evaluate)
 app.command("download")(download_cmd.download)
 app.command("upscale")(upscale_cmd.upscale)
 app.command("export")(export_cmd.export)
+app.command("ablate")(ablate_cmd.ablate)
 app.add_typer(experiment_cmd.app, name="experiment")

@@ -1,0 +1,63 @@
+"""`srgrad ablate`: score a gradient model as trained, with g := 0 and with s := 0."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from srgrad.cli._common import (
+    ModelOption,
+    ScaleOption,
+    WeightsOption,
+    console,
+    parse_name_list,
+    print_plain,
+    user_errors,
+)
+from srgrad.errors import ConfigError
+
+
+@user_errors
+def ablate(
+    model: ModelOption = None,
+    weights: WeightsOption = None,
+    scale: ScaleOption = None,
+    datasets: str = typer.Option("set5,set14,b100", "--datasets", "-d",
+                                 help="Comma-separated benchmark names or image folders."),
+    root: Path | None = typer.Option(None, "--root", show_default=False,
+                                     help="Data root (default $SRGRAD_DATA, else datasets/)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    report: Path | None = typer.Option(None, "--report", "-r", show_default=False,
+                                       help="Write the tables: .md or .json by extension."),
+) -> None:
+    """Does the model use its gradient term? PSNR/SSIM (fp32) as trained, with g := 0 and
+    with s := 0, and per block the RMS ratio |s N(g)| / |(1-s) x| (g's share of the skip)."""
+    from srgrad.evaluate import load_eval_images
+    from srgrad.evaluation.ablation import ablate as run_ablation
+    from srgrad.evaluation.ablation import as_dict, markdown
+    from srgrad.infer import model_scale
+    from srgrad.upscale_files import resolve_model
+
+    if report is not None and report.suffix.lower() not in (".md", ".json"):
+        raise ConfigError(f"--report must end in .md or .json, got {report.name}")
+    net = resolve_model(model, weights, scale, device)
+    k = model_scale(net)
+    data = {name: load_eval_images(name, k, root) for name in parse_name_list(datasets)}
+    rows, shares = run_ablation(net, data, k, device=next(net.parameters()).device)
+    label = weights.name if weights is not None else f"{model or 'sedsr-grad'} x{k}"
+    text = markdown(rows, shares, label)
+    print_plain(text, console)
+    if report is not None:
+        command = shlex.join(["srgrad", *sys.argv[1:]])
+        if report.suffix.lower() == ".json":
+            body = json.dumps({"model": label, "command": command, **as_dict(rows, shares)},
+                              indent=2)
+        else:
+            body = f"{text}\n\nCommand: `{command}`\n"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(body)
+        print_plain(f"wrote {report}")

@@ -1,0 +1,1 @@
+"""Evaluation beyond `srgrad eval`'s scores: ablations of the gradient term."""
