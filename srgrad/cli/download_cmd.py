@@ -7,7 +7,9 @@ import typer
 
 from srgrad.cli._common import console, err_console, parse_int_list, print_plain, user_errors
 from srgrad.data.datasets import resolve_root
-from srgrad.data.download import install
+from srgrad.data.download import install, select_sources
+from srgrad.data.selfexsr import import_selfexsr
+from srgrad.errors import ConfigError
 
 
 @user_errors
@@ -25,7 +27,8 @@ def download(
         "each official URL.", metavar="URL", show_default=False)] = None,
     from_files: Annotated[list[Path] | None, typer.Option(
         "--from", help="Import an archive already on disk instead of downloading it "
-        "(matched by file name, md5-checked; repeatable).", metavar="FILE",
+        "(matched by file name, md5-checked; repeatable), or, for benchmark, a folder: a "
+        "jbhuang0604/SelfExSR checkout or its data/ folder.", metavar="PATH",
         show_default=False)] = None,
     keep_archives: Annotated[bool, typer.Option(
         "--keep-archives", help="Keep the downloaded archives in <root>/.downloads.")] = False,
@@ -36,7 +39,23 @@ def download(
     """
     scale_list = parse_int_list(scales, "--scales", allowed={2, 3, 4})
     where = resolve_root(root)
-    outcomes = install(dataset, scale_list, where, mirror=mirror, from_files=from_files or (),
+    paths = [p.expanduser() for p in from_files or ()]
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        select_sources(dataset, scale_list)  # an unknown dataset name is reported first
+        if dataset.strip().lower() not in ("benchmark", "all") or len(folders) > 1:
+            raise ConfigError("--from FOLDER imports the benchmark sets from one SelfExSR "
+                              "checkout: use `srgrad download benchmark --from FOLDER`")
+        if any(p.name == "benchmark.tar" for p in paths):
+            raise ConfigError("--from: give either benchmark.tar or a SelfExSR folder, not both")
+        reports = import_selfexsr(folders[0], where, scale_list, log=print_plain)
+        imported = sum(r.status == "imported" for r in reports)
+        console.print(f"done: {imported} set(s) imported, {len(reports) - imported} already "
+                      f"present in {where / 'benchmark'}", markup=False, highlight=False)
+        paths = [p for p in paths if not p.is_dir()]
+        if not paths:
+            return
+    outcomes = install(dataset, scale_list, where, mirror=mirror, from_files=paths,
                        keep_archives=keep_archives, progress=err_console.is_terminal,
                        log=print_plain)
     installed = sum(o.status == "installed" for o in outcomes)

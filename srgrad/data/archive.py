@@ -96,7 +96,7 @@ def open_archive(archive: Path, kind: str) -> Iterator[tuple[list[Member], objec
                         "and download it again") from None
 
 
-def _open_member(handle: object, opener: object) -> IO[bytes]:
+def open_member(handle: object, opener: object) -> IO[bytes]:
     if isinstance(opener, zipfile.ZipFile):
         return opener.open(handle)  # type: ignore[arg-type]
     stream = opener.extractfile(handle)  # type: ignore[attr-defined]
@@ -151,7 +151,7 @@ def extract_folders(archive: Path, kind: str, folders: Mapping[str, int], dest: 
                     raise ArchiveError(f"refusing to extract {archive.name}: member {m.path} "
                                     "escapes the destination")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with _open_member(m.handle, opener) as src, open(target, "wb") as out:
+                with open_member(m.handle, opener) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out, CHUNK)
         for folder, expected in wanted.items():
             found = count_files(staging.joinpath(*folder.parts))

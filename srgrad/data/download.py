@@ -2,7 +2,10 @@
 
 Archives stream to ``<root>/.downloads/<file>.part`` (resumed with an HTTP Range request),
 are checked against the official md5 before anything is extracted, and are unpacked safely
-(see :mod:`srgrad.data.archive`). A dataset already complete is skipped without any network
+(see :mod:`srgrad.data.archive`). An archive given with ``--from`` whose md5 differs (a
+repacked copy) is accepted with a note when its folders hold the expected file counts and
+every file in them decodes as an image. A folder given with ``--from`` is a SelfExSR checkout
+(see :mod:`srgrad.data.selfexsr`). A dataset already complete is skipped without any network
 access.
 """
 
@@ -10,22 +13,33 @@ from __future__ import annotations
 
 import errno
 import http.client
+import io
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import Request, urlopen
 
+from PIL import Image, UnidentifiedImageError
 from rich import progress as rp
 from rich.console import Console
 
-from srgrad.data.archive import ArchiveError, count_files, extract_folders, file_md5
+from srgrad.data.archive import (
+    ArchiveError,
+    count_files,
+    extract_folders,
+    file_md5,
+    open_archive,
+    open_member,
+)
 from srgrad.data.datasets import DATA_ENV, resolve_root
 from srgrad.errors import ConfigError, DataError
 
@@ -172,12 +186,15 @@ def install(which: str, scales: Sequence[int] = (2, 3, 4), root: str | Path | No
         return outcomes
     downloads = ensure_writable(base)
     for s in todo:
+        repacked = False
         if s.name in imports:
             archive = imports[s.name]
             got = file_md5(archive)
-            if got != s.md5:
-                raise DataError(f"{archive} is not the official {s.filename}: expected md5 "
-                                f"{s.md5}, got {got}; nothing was installed")
+            if got != s.md5:  # a repacked copy: accepted if its members check out
+                log(f"{s.name}: {archive} has md5 {got}, not the official {s.md5}; checking "
+                    "its folders, file counts and images instead")
+                repacked = True
+                _check_repacked(archive, s, scales)
         else:
             archive = fetch(s, downloads, mirror=mirror, timeout=timeout, retries=retries,
                             progress=progress, log=log)
@@ -185,15 +202,44 @@ def install(which: str, scales: Sequence[int] = (2, 3, 4), root: str | Path | No
         downloaded = s.name not in imports
         try:
             folders = extract_folders(archive, s.kind, s.wanted(scales), base / s.dest, downloads)
-        except ArchiveError:  # unusable content: drop it (a full disk keeps it for reuse)
+        except ArchiveError as exc:  # unusable content: drop it (a full disk keeps it)
             if downloaded and not keep_archives:
                 archive.unlink(missing_ok=True)
+            if repacked:
+                raise _not_official(archive, s, exc) from None
             raise
         if downloaded and not keep_archives:
             archive.unlink(missing_ok=True)
         log(f"{s.name}: installed {', '.join(str(f) for f in folders)}")
         outcomes.append(Outcome(s, "installed", folders))
     return outcomes
+
+
+def _not_official(archive: Path, s: Source, exc: Exception) -> DataError:
+    return DataError(f"{archive} is not the official {s.filename} (md5 differs) and its "
+                     f"content does not check out: {exc}; nothing was installed")
+
+
+def _check_repacked(archive: Path, s: Source, scales: Sequence[int]) -> None:
+    """Check that every file in the folders asked of an archive whose md5 is not the official
+    one decodes as an image (extract_folders then checks the file counts). DataError if not."""
+    wanted = {PurePosixPath(f) for f in s.wanted(scales)}
+    try:
+        with open_archive(archive, s.kind) as (members, opener):
+            for m in members:
+                if m.is_dir or m.path.name.startswith(".") or wanted.isdisjoint(m.path.parents):
+                    continue
+                with open_member(m.handle, opener) as f:
+                    data = f.read()
+                try:
+                    with Image.open(io.BytesIO(data)) as im:
+                        im.load()
+                except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+                        Image.DecompressionBombError) as exc:
+                    raise ArchiveError(f"member {m.path} is not a readable image ({exc})"
+                                       ) from None
+    except (ArchiveError, EOFError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise _not_official(archive, s, exc) from None
 
 
 def fetch(source: Source, downloads: Path, *, mirror: str | None = None, timeout: float = 30.0,
