@@ -275,3 +275,38 @@ def test_all_zero_gradient_keeps_gradients_finite(magnitude):
     block(torch.zeros(3, 6) if magnitude == "input" else torch.randn(3, 6)).sum().backward()
     for name, p in block.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+@pytest.mark.parametrize("learn", [True, False])
+def test_scaled_skip_is_the_convex_block_without_g(learn):
+    """The control `scaled`: y = F(x) + (1 - s) x, i.e. the convex block with g := 0."""
+    torch.manual_seed(21)
+    branch = ConvBranch(5)
+    scaled = GradResidualBlock(branch, BlockConfig(skip="scaled", alpha=-3.0, learn_alpha=learn))
+    x = torch.randn(2, 5, 7, 6, requires_grad=True)
+    y = scaled(x)
+    s = torch.sigmoid(torch.tensor(-3.0))
+    assert torch.allclose(y, branch(x) + (1 - s) * x, atol=1e-6)
+    y.sum().backward()
+    assert isinstance(scaled.alpha, torch.nn.Parameter) == learn
+    if learn:  # d/d alpha of sum((1 - s) x) = -s (1 - s) sum(x)
+        expected = -(s * (1 - s)) * x.detach().sum()
+        assert torch.allclose(scaled.alpha.grad, expected, rtol=1e-5)
+
+
+def test_learned_magnitude_scales_the_unit_gradient_by_beta():
+    torch.manual_seed(22)
+    cfg = BlockConfig(skip="convex", alpha=0.3, magnitude="learned", g_scale=7.0)
+    block = GradResidualBlock(ConvBranch(4), cfg)
+    assert float(block.log_beta.exp()) == pytest.approx(7.0)
+    x = torch.randn(2, 4, 6, 5)
+    y = block(x)
+    f, z = block.branch.forward_with_preact(x)
+    g = normalize(block.branch.analytic_grad(z).detach(), x, "pixel", "unit", cfg.eps)
+    s = torch.sigmoid(torch.tensor(0.3))
+    assert torch.allclose(y, f + (1 - s) * x + s * 7.0 * g, atol=1e-5)
+    y.sum().backward()  # d/d log_beta = s * beta * sum(g_unit)
+    expected = s * 7.0 * g.sum()
+    assert torch.allclose(block.log_beta.grad, expected, rtol=1e-4)
+    with pytest.raises(ValueError, match="g_scale must be positive"):
+        BlockConfig(skip="convex", g_scale=0.0).validate()

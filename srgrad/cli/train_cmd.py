@@ -52,12 +52,21 @@ def train(
     ckpt_every: int | None = Opt(None, help="Checkpoint every N iterations."),
     log_every: int | None = Opt(None, help="Log a metrics row every N iterations."),
     quiet: bool = Opt(False, "--quiet", help="Plain log lines instead of a progress bar."),
+    skip: str | None = Opt(
+        None, help="gradient, convex (the -grad models' default) or scaled (the control: "
+        "y = F(x) + (1 - s) x, no g)."
+    ),
     alpha: float | None = Opt(None, help="Initial alpha of gradient blocks."),
+    alpha_lr: float | None = Opt(
+        None, help="Adam learning rate of alpha and beta (default: --lr, at which they barely "
+        "move)."
+    ),
     freeze_alpha: bool = Opt(
         False, "--freeze-alpha", help="Keep alpha fixed at its initial value."
     ),
     norm: str | None = Opt(None, help="Gradient normalization: none, sample or pixel."),
-    magnitude: str | None = Opt(None, help="unit or input."),
+    magnitude: str | None = Opt(None, help="unit, input or learned (unit times beta)."),
+    g_scale: float | None = Opt(None, help="Initial beta of --magnitude learned."),
     grad_through: bool = Opt(False, "--grad-through", help="Backpropagate through g."),
     grad_impl: str | None = Opt(None, help="auto, analytic or autograd."),
 ) -> None:
@@ -92,7 +101,10 @@ def train(
         ckpt_every=ckpt_every,
         log_every=log_every,
         quiet=quiet or None,
+        skip=skip,
         alpha=alpha,
+        alpha_lr=alpha_lr,
+        g_scale=g_scale,
         learn_alpha=False if freeze_alpha else None,
         norm=norm,
         magnitude=magnitude,

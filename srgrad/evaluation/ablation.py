@@ -25,7 +25,7 @@ from torch import nn
 from srgrad.errors import ConfigError
 from srgrad.evaluate import EvalImage, mean_scores, score_images
 from srgrad.infer import super_resolve
-from srgrad.models.blocks import GradResidualBlock, norm_factor
+from srgrad.models.blocks import GradResidualBlock
 
 MODES = ("as trained", "g := 0", "s := 0")
 
@@ -96,10 +96,8 @@ class ShareMeter:
     def _hook(self, index: int):
         def hook(block: GradResidualBlock, inputs, _output) -> None:
             x = inputs[0].float()
-            cfg = block.config
-            _, z = block.branch.forward_with_preact(x)
-            g = block.branch.analytic_grad(z)
-            factor = norm_factor(g, x, cfg.norm, cfg.magnitude, cfg.eps)
+            _, g = block.branch_and_grad(x)
+            factor = block.gradient_factor(g, x)
             s = torch.sigmoid(block.alpha.float())
             gradient = s * (g if factor is None else g * factor)
             acc = self.sums[index]

@@ -4,6 +4,7 @@
     identity:  y = x + F(x)
     gradient:  y = F(x) + N(g)
     convex:    y = F(x) + (1 - s) x + s N(g),   s = sigmoid(alpha)
+    scaled:    y = F(x) + (1 - s) x             (the control: convex with g := 0)
 
 g is computed either by autograd (any branch) or analytically for conv-ReLU-conv and
 linear-ReLU-linear branches: g = r * W1^T(1[z > 0] * W2^T(1)), one transposed convolution
@@ -12,15 +13,16 @@ per block instead of a second backward pass, and valid under torch.inference_mod
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as nnf
 from torch import Tensor, nn
 
-SKIPS = ("identity", "gradient", "convex")
+SKIPS = ("identity", "gradient", "convex", "scaled")
 NORMS = ("none", "sample", "pixel")
-MAGNITUDES = ("unit", "input")
+MAGNITUDES = ("unit", "input", "learned")
 GRAD_IMPLS = ("auto", "analytic", "autograd")
 
 
@@ -28,7 +30,10 @@ GRAD_IMPLS = ("auto", "analytic", "autograd")
 class BlockConfig:
     skip: str = "identity"
     norm: str = "pixel"  # granularity of N: none | sample | pixel (over channels, per position)
-    magnitude: str = "unit"  # unit: g/|g|;  input: g/|g| * |x| at the same granularity
+    # unit: g/|g|;  input: g/|g| * |x| at the same granularity;  learned: g/|g| * beta, a
+    # learnable scalar per block (log-parameterised, initialised to g_scale)
+    magnitude: str = "unit"
+    g_scale: float = 1.0
     alpha: float = 0.0  # initial mixing logit; s = sigmoid(alpha)
     learn_alpha: bool = True
     grad_through: bool = False  # False: g is a constant for backprop (the paper's default)
@@ -44,6 +49,8 @@ class BlockConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"block {field} must be one of {allowed}, got {value!r}")
+        if not self.g_scale > 0:
+            raise ValueError(f"block g_scale must be positive, got {self.g_scale}")
 
 
 class ConvBranch(nn.Module):
@@ -165,7 +172,7 @@ def norm_factor(g: Tensor, x: Tensor, norm: str, magnitude: str, eps: float) -> 
     if norm == "none":
         return None
     dims = tuple(range(1, g.dim())) if norm == "sample" else (1,)
-    factor = 1.0 / (_safe_norm(g, dims) + eps)
+    factor = 1.0 / (_safe_norm(g, dims) + eps)  # "learned": the block multiplies by beta
     if magnitude == "input":
         factor = factor * _safe_norm(x, dims)
     return factor
@@ -237,6 +244,9 @@ class GradResidualBlock(nn.Module):
         else:
             # A buffer, not a frozen Parameter: model.requires_grad_() cannot unfreeze it.
             self.register_buffer("alpha", torch.tensor(float(config.alpha)))
+        learned = config.magnitude == "learned" and config.skip in ("convex", "gradient")
+        # log(beta): a scale-free parameter, so one learning rate suits any initial size
+        self.log_beta = nn.Parameter(torch.tensor(math.log(config.g_scale))) if learned else None
         impl = config.grad_impl
         if impl == "auto":
             impl = "analytic" if hasattr(branch, "analytic_grad") else "autograd"
@@ -245,41 +255,58 @@ class GradResidualBlock(nn.Module):
         self.grad_impl = impl
 
     def gate(self) -> Tensor | None:
-        """sigmoid(alpha): the weight of the gradient term (None for identity blocks)."""
+        """sigmoid(alpha): the weight of the gradient term (None for identity blocks); for a
+        scaled block, the skip is (1 - gate) x."""
         return None if self.alpha is None else torch.sigmoid(self.alpha)
 
     def forward(self, x: Tensor) -> Tensor:
         cfg = self.config
         if cfg.skip == "identity":
             return x + self.branch(x)
-        if self.grad_impl == "analytic":
-            f, z = self.branch.forward_with_preact(x)
-            if cfg.grad_through:
-                g = self.branch.analytic_grad(z)
-            else:
-                with torch.no_grad():
-                    g = self.branch.analytic_grad(z)
-        else:
-            f, g = self._autograd_branch_and_grad(x)
+        if cfg.skip == "scaled":
+            return self.branch(x) + (1 - torch.sigmoid(self.alpha)) * x
+        f, g = self.branch_and_grad(x)
         tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
         if cfg.skip == "convex" and not g.requires_grad and cfg.magnitude == "unit" and not tracing:
-            # g is a constant here (stop-gradient or inference): the fused mix saves passes.
-            s = torch.sigmoid(self.alpha)
-            needs_grad = torch.is_grad_enabled() and (
-                x.requires_grad or s.requires_grad or f.requires_grad
-            )
-            with torch.no_grad():
-                factor = norm_factor(g, x, cfg.norm, cfg.magnitude, cfg.eps)
-                if not needs_grad:
-                    # Inference: fold s into the small factor, one full-size pass fewer.
-                    mixed = torch.addcmul(f, x, 1 - s)
-                    return torch.addcmul(mixed, g, s if factor is None else s * factor)
-            return ConvexMix.apply(f, x, g, factor, s)
-        factor = norm_factor(g, x, cfg.norm, cfg.magnitude, cfg.eps)
+            return self._fused_convex(f, x, g)
+        factor = self.gradient_factor(g, x)
         if cfg.skip == "gradient":
             return f + (g if factor is None else g * factor)
         s = torch.sigmoid(self.alpha)
         return f + (1 - s) * x + g * (s if factor is None else s * factor)
+
+    def branch_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(F(x), g): g is a constant unless grad_through."""
+        if self.grad_impl != "analytic":
+            return self._autograd_branch_and_grad(x)
+        f, z = self.branch.forward_with_preact(x)
+        if self.config.grad_through:
+            return f, self.branch.analytic_grad(z)
+        with torch.no_grad():
+            return f, self.branch.analytic_grad(z)
+
+    def gradient_factor(self, g: Tensor, x: Tensor) -> Tensor | None:
+        """The multiplier with N(g) = g * factor (None: N(g) = g)."""
+        cfg = self.config
+        factor = norm_factor(g, x, cfg.norm, cfg.magnitude, cfg.eps)
+        if self.log_beta is None:
+            return factor
+        beta = self.log_beta.exp()
+        return beta if factor is None else factor * beta
+
+    def _fused_convex(self, f: Tensor, x: Tensor, g: Tensor) -> Tensor:
+        # g and N(g) are constants here (stop-gradient or inference): fused passes.
+        s = torch.sigmoid(self.alpha)
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or s.requires_grad or f.requires_grad
+        )
+        with torch.no_grad():
+            factor = self.gradient_factor(g, x)
+            if not needs_grad:
+                # Inference: fold s into the small factor, one full-size pass fewer.
+                mixed = torch.addcmul(f, x, 1 - s)
+                return torch.addcmul(mixed, g, s if factor is None else s * factor)
+        return ConvexMix.apply(f, x, g, factor, s)
 
     def _autograd_branch_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The reference definition: one extra backward pass through the branch."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from srgrad.errors import ConfigError
-from srgrad.models.blocks import GRAD_IMPLS, MAGNITUDES, NORMS
+from srgrad.models.blocks import GRAD_IMPLS, MAGNITUDES, NORMS, SKIPS
 from srgrad.models.precision import PRECISIONS
 from srgrad.models.registry import MODELS, SCALES, suggest
 
@@ -18,6 +18,11 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+
+# TrainConfig fields that override the registry's block config of a gradient model.
+BLOCK_FLAGS = ("skip", "alpha", "learn_alpha", "norm", "magnitude", "g_scale", "grad_through",
+               "grad_impl")
 
 
 @dataclass
@@ -51,17 +56,19 @@ class TrainConfig:
     ckpt_every: int = 500
     log_every: int = 50
     quiet: bool = False
+    alpha_lr: float | None = None  # Adam lr of alpha and beta (None: --lr); they barely move at it
     # Block overrides for the gradient variants (None keeps the registry's value).
+    skip: str | None = None
     alpha: float | None = None
     learn_alpha: bool | None = None
     norm: str | None = None
     magnitude: str | None = None
+    g_scale: float | None = None
     grad_through: bool | None = None
     grad_impl: str | None = None
 
     def block_overrides(self) -> dict[str, Any]:
-        names = ("alpha", "learn_alpha", "norm", "magnitude", "grad_through", "grad_impl")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {n: getattr(self, n) for n in BLOCK_FLAGS if getattr(self, n) is not None}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -138,12 +145,11 @@ def validate(c: TrainConfig) -> None:
     need(
         c.grad_impl is None or c.grad_impl in GRAD_IMPLS, f"--grad-impl must be one of {GRAD_IMPLS}"
     )
+    need(c.skip is None or c.skip in SKIPS[1:], f"--skip must be one of {SKIPS[1:]}")
+    need(c.g_scale is None or c.g_scale > 0, "--g-scale must be positive")
+    need(c.alpha_lr is None or c.alpha_lr > 0, f"--alpha-lr must be positive, got {c.alpha_lr}")
     if c.model in MODELS and not MODELS[c.model][1]:
-        given = [
-            k
-            for k in ("alpha", "learn_alpha", "norm", "magnitude", "grad_through")
-            if getattr(c, k) is not None
-        ]
+        given = [k for k in BLOCK_FLAGS[:-1] if getattr(c, k) is not None]
         need(
             not given,
             f"--{given[0].replace('_', '-') if given else ''} only applies to "

@@ -33,10 +33,12 @@ from srgrad.train.runtime import (
     init_distributed,
     init_from,
     lr_factor,
+    param_groups,
     pick_device,
 )
 
 METRIC_FIELDS = ["step", "loss", "lr", "data_ms", "step_ms", "val_psnr", "val_ssim", "gates"]
+NO_STEP = torch.iinfo(torch.int64).max  # first_bad's value while every loss has been finite
 
 
 @dataclass
@@ -80,6 +82,28 @@ def _write_rows(path: Path, rows: list[dict], mode: str = "a") -> None:
         writer.writerows(rows)
 
 
+def _checks_at(step: int, config: TrainConfig) -> bool:
+    """Whether the loss must be known finite after `step`: something may be logged or written.
+    The same on every rank (a rank that does not validate still checks at val steps)."""
+    return (step % config.log_every == 0 or step % config.ckpt_every == 0
+            or step == config.iters or bool(config.val) and step % config.val_every == 0)
+
+
+def _stop_if_diverged(first_bad: torch.Tensor, world: int, bar: tqdm, lr: float,
+                      precision: str) -> None:
+    """Raise if any loss so far was NaN/inf, before anything of the run is written."""
+    if world > 1:  # every rank stops together, at the earliest bad step of any
+        torch.distributed.all_reduce(first_bad, op=torch.distributed.ReduceOp.MIN)
+    step = int(first_bad)
+    if step == NO_STEP:
+        return
+    bar.close()
+    fp32 = "" if precision == "fp32" else f" or use --precision fp32 (this run: {precision})"
+    raise ConfigError(f"training diverged: the loss became NaN/inf at step {step}; stopped "
+                      f"without saving weights (any last.pt is from before); lower --lr "
+                      f"(now {lr:g}){fp32}")
+
+
 def train(config: TrainConfig, command: str = "") -> TrainResult:
     out = Path(config.out)
     # Every rank checks before the process group forms, i.e. before rank 0 can write anything.
@@ -97,8 +121,9 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
     if config.init_from:
         init_from(model, model_cfg, config.init_from)
     ema = copy.deepcopy(model).eval() if config.ema > 0 else None
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+    optimizer = torch.optim.Adam(
+        param_groups(model, config.lr, config.alpha_lr), betas=(0.9, 0.999), eps=1e-8
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda s: lr_factor(s, config.iters, config.schedule, config.step_every, config.warmup),
@@ -173,6 +198,9 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
 
     eval_model = ema if ema is not None else model
     loss_acc = torch.tensor(loss_sum, dtype=torch.float32, device=device)
+    # The first step whose loss was NaN/inf, recorded on the device (no sync per step) and
+    # checked before anything is logged or written: a diverged run must not save its weights.
+    first_bad = torch.tensor(NO_STEP, device=device)
     bar = tqdm(
         total=config.iters,
         initial=start,
@@ -193,6 +221,7 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
         t1 = time.perf_counter()
         with autocast(device, precision):
             loss = nn.functional.l1_loss(train_model(channels_last(lr_batch)).float(), hr_batch)
+        first_bad.masked_fill_(~loss.detach().isfinite() & (first_bad == NO_STEP), step)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -205,6 +234,8 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
         data_s += t1 - t0
         step_s += time.perf_counter() - t1
         bar.update(1)
+        if _checks_at(step, config):
+            _stop_if_diverged(first_bad, dist.world, bar, config.lr, precision)
 
         row = None
         if step % config.log_every == 0 or step == config.iters:
@@ -238,6 +269,7 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
         if dist.main and (step % config.ckpt_every == 0 or step == config.iters):
             checkpoint(step, wall_before + time.perf_counter() - t_run)
     bar.close()
+    _stop_if_diverged(first_bad, dist.world, bar, config.lr, precision)
     if stopped_at is not None and dist.main:
         checkpoint(stopped_at, wall_before + time.perf_counter() - t_run)
         if val_images:

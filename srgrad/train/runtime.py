@@ -98,3 +98,18 @@ def init_from(model: nn.Module, config: ModelConfig, path: str) -> list[str]:
             continue
         value.copy_(incoming)
     return fresh
+
+
+GATE_PARAMETERS = ("alpha", "log_beta")  # per-block scalars of the gradient blocks
+
+
+def param_groups(model: nn.Module, lr: float, alpha_lr: float | None) -> list[dict]:
+    """Adam parameter groups: one at `lr`; with `alpha_lr`, the blocks' alpha and log_beta in
+    a second group at that rate (at the network's lr they move by ~lr per step, which leaves
+    them where they started; docs/results.md)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if alpha_lr is None:
+        return [{"params": [p for _, p in named], "lr": lr}]
+    gates = [p for n, p in named if n.rsplit(".", 1)[-1] in GATE_PARAMETERS]
+    rest = [p for n, p in named if n.rsplit(".", 1)[-1] not in GATE_PARAMETERS]
+    return [{"params": rest, "lr": lr}, {"params": gates, "lr": alpha_lr}]
