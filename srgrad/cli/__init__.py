@@ -16,6 +16,7 @@ from srgrad.cli import (
     experiment_cmd,
     export_cmd,
     models_cmd,
+    study_cmd,
     train_cmd,
     upscale_cmd,
 )
@@ -51,4 +52,5 @@ app.command("download")(download_cmd.download)
 app.command("upscale")(upscale_cmd.upscale)
 app.command("export")(export_cmd.export)
 app.command("ablate")(ablate_cmd.ablate)
+app.command("study")(study_cmd.study)
 app.add_typer(experiment_cmd.app, name="experiment")

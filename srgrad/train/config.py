@@ -91,12 +91,17 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    data = data.get("train", data)
+    return check_keys(data.get("train", data), str(path))
+
+
+def check_keys(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """`values` with dashes as underscores; a ConfigError naming the first unknown key."""
+    values = {k.replace("-", "_"): v for k, v in values.items()}
     known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r}{suggest(unknown[0], known)}")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}{suggest(unknown[0], known)}")
+    return values
 
 
 def make_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> TrainConfig:

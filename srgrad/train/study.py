@@ -1,0 +1,201 @@
+"""Studies as data: a TOML recipe of variants x seeds, run resumably, reported with seed SEs.
+
+A recipe holds a `[study]` table (name, seeds, baseline variant, the decision rule written
+before any result), a `[train]` table of settings shared by every run, and one
+`[variants.<name>]` table per variant with the settings it changes. Each (variant, seed) run
+gets its own folder under the study's root with the exact `recipe.toml` that
+`srgrad train --config` ran, so every number in the report can be reproduced from it.
+
+The report compares each variant with the baseline run of the same seed (same patches, same
+initial weights of the shared layers): mean difference over seeds and its seed-only standard
+error (the standard deviation of the per-seed differences over sqrt(seeds)).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from srgrad.errors import ConfigError
+from srgrad.train.config import check_keys, make_config, tomllib
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    seeds: list[int]
+    baseline: str
+    decision: str
+    train: dict[str, Any]
+    variants: dict[str, dict[str, Any]]
+
+    def run_config(self, variant: str, seed: int, out: Path) -> dict[str, Any]:
+        return {**self.train, **self.variants[variant], "seed": seed, "out": str(out),
+                "quiet": True}
+
+
+def load_study(path: str | Path) -> Study:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"study recipe {path}: {exc}") from None
+    head, variants = data.get("study", {}), data.get("variants", {})
+    if not variants or head.get("baseline") not in variants:
+        raise ConfigError(f"study recipe {path}: needs [variants.*] tables and a "
+                          "[study] baseline that names one of them")
+    train = check_keys(data.get("train", {}), f"{path} [train]")
+    variants = {name: check_keys(values, f"{path} [variants.{name}]")
+                for name, values in variants.items()}
+    study = Study(head.get("name", Path(path).stem), list(head.get("seeds", [0])),
+                  head["baseline"], head.get("decision", ""), train, variants)
+    for variant in variants:  # every run's settings are valid before any run starts
+        make_config({}, study.run_config(variant, study.seeds[0], Path("unused")))
+    return study
+
+
+def _toml_value(value: Any) -> str:
+    return json.dumps(value)  # str, int, float, bool and lists of them: valid TOML
+
+
+def write_recipe(config: dict[str, Any], path: Path) -> Path:
+    lines = ["[train]"] + [f"{k} = {_toml_value(v)}" for k, v in config.items()
+                           if v is not None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_folder(root: Path, study: Study, variant: str, seed: int) -> Path:
+    return root / study.name / f"{variant}_s{seed}"
+
+
+def run_one(study: Study, variant: str, seed: int, root: Path, threads: int = 1) -> Path:
+    """Train one run to completion in a child process; resumes from its last.pt."""
+    out = run_folder(root, study, variant, seed)
+    if (out / "model_card.json").exists():
+        return out
+    recipe = write_recipe(study.run_config(variant, seed, out), out.parent / f"{out.name}.toml")
+    command = [sys.executable, "-m", "srgrad", "train", "--config", str(recipe)]
+    if (out / "last.pt").exists():
+        command.append("--resume")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with open(out.parent / f"{out.name}.log", "a") as log:
+        subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return out
+
+
+def run_study(study: Study, root: Path, jobs: int = 1,
+              on_done: Callable[[str, int], None] | None = None) -> None:
+    """Every (variant, seed), `jobs` at a time, seed by seed so paired runs finish together."""
+    order = [(v, s) for s in study.seeds for v in study.variants]
+
+    def work(item: tuple[str, int]) -> None:
+        run_one(study, *item, root)
+        if on_done is not None:
+            on_done(*item)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(work, order))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    val_psnr: float  # held-out PSNR at the last validation
+    step_ms: float  # median logged compute per step
+    gates: list[float]
+    iterations: int
+
+
+def summarize(run: Path) -> RunSummary | None:
+    """The finished (or interrupted) run's last held-out PSNR; None before any validation."""
+    metrics = run / "metrics.csv"
+    if not metrics.exists():
+        return None
+    with metrics.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    vals = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
+    steps = [float(r["step_ms"]) for r in rows if r.get("step_ms")]
+    if not vals:
+        return None
+    gates = [float(g) for g in (rows[-1].get("gates") or "").split(";") if g]
+    return RunSummary(vals[-1][1], statistics.median(steps) if steps else math.nan, gates,
+                      vals[-1][0])
+
+
+def gradient_share(run: Path, train: dict[str, Any], images: int = 5) -> float | None:
+    """Mean over blocks of g's share of the skip, RMS |s N(g)| / |(1-s) x|, for the run's
+    final weights on the first `images` held-out training images (never a test set); None
+    for runs without convex gradient blocks."""
+    from srgrad.data.datasets import hr_training_paths
+    from srgrad.evaluate import load_eval_images
+    from srgrad.evaluation.ablation import ShareMeter
+    from srgrad.infer import super_resolve
+    from srgrad.models.blocks import GradResidualBlock
+    from srgrad.models.weights import load_weights
+    from srgrad.train.data import holdout_split
+
+    weights = sorted(run.glob("*_x*.safetensors"))
+    if not weights:
+        return None
+    model, _ = load_weights(weights[0])
+    blocks = [b for b in model.modules()
+              if isinstance(b, GradResidualBlock) and b.config.skip == "convex"]
+    count = int(str(train.get("val", "holdout:20")).split(":")[-1])
+    if not blocks:
+        return None
+    _, held = holdout_split(hr_training_paths([Path(d) for d in train["data"]]), count)
+    meter = ShareMeter(blocks)
+    for image in load_eval_images(held[:images], int(train.get("scale", 2))):
+        super_resolve(model.eval(), image.lr, precision="fp32")
+    meter.close()
+    return statistics.mean(b.share for b in meter.shares())
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    mean = statistics.mean(values)
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    return mean, se
+
+
+def study_table(study: Study, root: Path) -> str:
+    """Markdown: per variant, held-out PSNR and its paired difference to the baseline."""
+    runs = {(v, s): summarize(run_folder(root, study, v, s))
+            for v in study.variants for s in study.seeds}
+    lines = [f"Study `{study.name}`: seeds {', '.join(map(str, study.seeds))}; baseline "
+             f"`{study.baseline}`.", "", f"Decision rule (written before the results): "
+             f"{study.decision.strip()}", "",
+             "| variant | seeds done | held-out PSNR (mean ± SE) | minus baseline (paired, "
+             "mean ± SE) | step ms | x baseline | gates at the end | g's share of the skip |",
+             "|---|---|---|---|---|---|---|---|"]
+    base_ms = [r.step_ms for (v, _), r in runs.items() if v == study.baseline and r]
+    for variant in study.variants:
+        done = {s: runs[(variant, s)] for s in study.seeds if runs[(variant, s)]}
+        if not done:
+            lines.append(f"| {variant} | 0 | | | | | | |")
+            continue
+        psnr = mean_se([r.val_psnr for r in done.values()])
+        diffs = [r.val_psnr - runs[(study.baseline, s)].val_psnr for s, r in done.items()
+                 if runs[(study.baseline, s)] is not None]
+        diff = "" if variant == study.baseline or not diffs else "{:+.3f} ± {:.3f}".format(
+            *mean_se(diffs))
+        ms = statistics.median(r.step_ms for r in done.values())
+        ratio = f"{ms / statistics.median(base_ms):.2f}x" if base_ms else ""
+        gates = [g for r in done.values() for g in r.gates]
+        gate_text = f"{min(gates):.3f}-{max(gates):.3f}" if gates else "-"
+        steps = sorted({r.iterations for r in done.values()})
+        share = gradient_share(run_folder(root, study, variant, min(done)), study.train)
+        share_text = "-" if share is None else f"{share:.2%}"
+        lines.append(f"| {variant} | {len(done)} (at {'/'.join(map(str, steps))} it) | "
+                     f"{psnr[0]:.3f} ± {psnr[1]:.3f} | {diff} | {ms:.0f} | {ratio} | "
+                     f"{gate_text} | {share_text} |")
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""`srgrad study`: a recipe of variants x seeds runs resumably and reports paired differences."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from srgrad.cli import app
+from srgrad.train.study import load_study, mean_se
+
+from helpers import one_error
+from test_train import make_images, runner
+
+
+def recipe(tmp_path, data, baseline="identity") -> str:
+    path = tmp_path / "tiny.toml"
+    path.write_text(f"""
+[study]
+name = "tiny"
+seeds = [0, 1]
+baseline = "{baseline}"
+decision = "written first: the gradient variant must win"
+
+[train]
+model = "sedsr-grad"
+data = [{json.dumps(str(data))}]
+val = "holdout:2"
+iters = 4
+batch = 2
+patch = 12
+val_every = 2
+log_every = 2
+ckpt_every = 2
+device = "cpu"
+cache_dir = {json.dumps(str(tmp_path / "cache"))}
+
+[variants.identity]
+model = "sedsr"
+
+[variants.grad]
+alpha = 0.0
+""")
+    return str(path)
+
+
+@pytest.mark.slow
+def test_study_runs_every_variant_and_seed_and_reports_paired_differences(tmp_path):
+    data = make_images(tmp_path / "data", count=6, size=(48, 48))
+    root, report = tmp_path / "runs", tmp_path / "report.md"
+    args = ["study", recipe(tmp_path, data), "--root", str(root), "--report", str(report)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for name in ("identity_s0", "identity_s1", "grad_s0", "grad_s1"):
+        assert (root / "tiny" / name / "model_card.json").exists()
+        assert (root / "tiny" / f"{name}.toml").exists()  # the exact recipe of that run
+    text = report.read_text()
+    assert "written first: the gradient variant must win" in text
+    grad = next(line for line in text.splitlines() if line.startswith("| grad |"))
+    cells = [c.strip() for c in grad.split("|")]
+    assert cells[2].startswith("2 (at 4 it)") and "±" in cells[4]
+    assert cells[-2].endswith("%")  # g's share, measured on held-out images
+    card = root / "tiny" / "grad_s0" / "model_card.json"
+    before = card.stat().st_mtime_ns
+    assert runner.invoke(app, args).exit_code == 0  # finished runs are not trained again
+    assert card.stat().st_mtime_ns == before
+
+
+def test_recipe_errors_are_one_line(tmp_path):
+    data = make_images(tmp_path / "data")
+    bad = recipe(tmp_path, data, baseline="nope")
+    one_error(runner.invoke(app, ["study", bad, "--report-only"]), "baseline that names one")
+    with pytest.raises(Exception, match="unknown key"):
+        path = tmp_path / "typo.toml"
+        path.write_text(open(recipe(tmp_path, data)).read().replace("iters = 4", "iter = 4"))
+        load_study(path)
+
+
+def test_mean_se_is_the_seed_standard_error():
+    mean, se = mean_se([1.0, 2.0, 3.0])
+    assert mean == 2.0 and se == pytest.approx(1.0 / 3 ** 0.5)
