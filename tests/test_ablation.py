@@ -100,3 +100,14 @@ def test_cli_writes_a_report_and_refuses_identity_models(tmp_path):
                          tmp_path / "i.safetensors")
     one_error(runner.invoke(app, ["ablate", "--weights", str(ident), "--datasets", str(folder),
                                   "--device", "cpu"]), "no convex gradient blocks")
+
+
+def test_cli_ablates_on_held_out_training_images(tmp_path):
+    folder = image_folder(tmp_path / "train", count=4)
+    path = save_weights(grad_model(), model_config("sedsr-grad", 2), tmp_path / "g.safetensors")
+    args = ["ablate", "--weights", str(path), "--datasets", "holdout:2", "--data", str(folder),
+            "--device", "cpu"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "| holdout:2 | 2 |" in result.output
+    one_error(runner.invoke(app, args[:5] + ["--device", "cpu"]), "holdout:N needs")

@@ -26,8 +26,12 @@ def ablate(
     model: ModelOption = None,
     weights: WeightsOption = None,
     scale: ScaleOption = None,
-    datasets: str = typer.Option("set5,set14,b100", "--datasets", "-d",
-                                 help="Comma-separated benchmark names or image folders."),
+    datasets: str = typer.Option(
+        "set5,set14,b100", "--datasets", "-d",
+        help="Comma-separated benchmark names, image folders, or holdout:N (the N held-out "
+        "training images of `srgrad train --val holdout:N`, with --data)."),
+    data: list[Path] | None = typer.Option(None, "--data", show_default=False,
+                                           help="Training folders, for holdout:N."),
     root: Path | None = typer.Option(None, "--root", show_default=False,
                                      help="Data root (default $SRGRAD_DATA, else datasets/)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -36,7 +40,6 @@ def ablate(
 ) -> None:
     """Does the model use its gradient term? PSNR/SSIM (fp32) as trained, with g := 0 and
     with s := 0, and per block the RMS ratio |s N(g)| / |(1-s) x| (g's share of the skip)."""
-    from srgrad.evaluate import load_eval_images
     from srgrad.evaluation.ablation import ablate as run_ablation
     from srgrad.evaluation.ablation import as_dict, markdown
     from srgrad.infer import model_scale
@@ -46,8 +49,8 @@ def ablate(
         raise ConfigError(f"--report must end in .md or .json, got {report.name}")
     net = resolve_model(model, weights, scale, device)
     k = model_scale(net)
-    data = {name: load_eval_images(name, k, root) for name in parse_name_list(datasets)}
-    rows, shares = run_ablation(net, data, k, device=next(net.parameters()).device)
+    sets = {name: _images(name, k, root, data or []) for name in parse_name_list(datasets)}
+    rows, shares = run_ablation(net, sets, k, device=next(net.parameters()).device)
     label = weights.name if weights is not None else f"{model or 'sedsr-grad'} x{k}"
     text = markdown(rows, shares, label)
     print_plain(text, console)
@@ -61,3 +64,16 @@ def ablate(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(body)
         print_plain(f"wrote {report}")
+
+
+def _images(name: str, scale: int, root: Path | None, data: list[Path]):
+    from srgrad.data.datasets import hr_training_paths
+    from srgrad.evaluate import load_eval_images
+    from srgrad.train.data import holdout_split
+
+    if not name.startswith("holdout:"):
+        return load_eval_images(name, scale, root)
+    count = name.split(":", 1)[1]
+    if not count.isdigit() or not data:
+        raise ConfigError("holdout:N needs a positive N and the training folders (--data)")
+    return load_eval_images(holdout_split(hr_training_paths(data), int(count))[1], scale)
