@@ -32,9 +32,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def export_onnx(path: str | Path, *, model: str | None = None, scale: int | None = None,
-                weights: str | Path | None = None, opset: int = DEFAULT_OPSET) -> Path:
+                weights: str | Path | None = None, opset: int = DEFAULT_OPSET,
+                force: bool = False) -> Path:
     """Export a shipped model (`model`, `scale`) or a weights file to ONNX at `path`
-    (written atomically). Returns the path."""
+    (written atomically; an existing file only with `force`). Returns the path."""
     try:
         import onnx
     except ImportError:
@@ -43,6 +44,10 @@ def export_onnx(path: str | Path, *, model: str | None = None, scale: int | None
     if opset < MIN_OPSET:
         raise ConfigError(f"--opset must be at least {MIN_OPSET}, got {opset}")
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--onnx {path} is a folder; name the .onnx file to write")
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; pass --force to overwrite it")
     net = resolve_model(model, None if weights is None else Path(weights), scale, "cpu")
     if not use_analytic_grad(net):
         raise ConfigError("this model's gradient blocks have no analytic g; it cannot be exported")

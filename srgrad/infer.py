@@ -3,9 +3,11 @@
 `super_resolve(model, lr)` takes a numpy image and returns the upscaled numpy image of the
 same dtype. It runs under `torch.inference_mode()` and handles:
 
-- value ranges: uint8 and float (0-255 scale) go in as they are; uint16 is mapped to 0-255 and
-  back; integer outputs are rounded and clipped. Grayscale (HxW or HxWx1) is replicated to RGB
-  and the three output channels are averaged.
+- value ranges: uint8 is 0-255 and uint16 0-65535. A float image is 0-1 when none of its
+  values exceeds 1.0, else 0-255 (see `white_level`). The output has the input's dtype and
+  range; integer outputs are rounded and clipped, float outputs are not clipped.
+  `value_range=` states the value of white instead (e.g. 4095 for 12-bit data in uint16).
+  Grayscale (HxW or HxWx1) is replicated to RGB and the three output channels are averaged.
 - tiling: explicit (`tile=N`, LR pixels per tile side) or automatic when the activations would
   exceed a memory budget (`MEMORY_BUDGET`: 1 GiB on CPU; half the free memory on CUDA). Each
   tile is padded by at least `model.receptive_radius()` LR pixels of real context and only its
@@ -157,6 +159,20 @@ def auto_tile(model: nn.Module, height: int, width: int, scale: int, overlap: in
     return max(MIN_TILE, math.isqrt(max_pixels) - 2 * overlap)
 
 
+def tile_overlap(model: nn.Module) -> int:
+    """LR pixels of real context each tile carries on every side."""
+    return int(getattr(model, "receptive_radius", lambda: 16)()) + 1
+
+
+def check_tile(tile: int | None, overlap: int, name: str = "tile") -> None:
+    """Refuse explicit tiles under MIN_TILE: each tile also computes `overlap` pixels on every
+    side: a 3-pixel tile of sedsr (overlap 21) computes 45x45, 225 times its own area."""
+    if tile is not None and tile < MIN_TILE:
+        raise ConfigError(f"{name} must be at least {MIN_TILE} (LR pixels), got {tile}: each tile "
+                          f"also computes {overlap} pixels of overlap on every side, so smaller "
+                          "tiles are mostly overlap")
+
+
 def plan_tiles(height: int, width: int, tile: int | None) -> list[tuple[int, int, int, int]]:
     """Core regions (y0, y1, x0, x1) covering the image in near-equal tiles of side <= tile."""
     if tile is None or (tile >= height and tile >= width):
@@ -190,11 +206,34 @@ def _forward(model: nn.Module, x: torch.Tensor, ensemble: bool, precision: str) 
     return total / 8
 
 
-def _to_output(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if dtype == np.uint8:
-        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.clip(np.rint(y * (65535 / 255)), 0, 65535).astype(np.uint16)
+def white_level(arr: np.ndarray, value_range: float | None = None) -> float:
+    """The pixel value of white in `arr`: `value_range` if given, else 255 for uint8, 65535
+    for uint16, and for floats 1.0 when no value exceeds 1.0, else 255.
+
+    Why floats decide by their values: 0-1 is what a BasicSR / Real-ESRGAN user holds (their
+    img2tensor / tensor2img, torchvision's to_tensor and scikit-image's img_as_float all use
+    it), while srgrad has always taken 0-255 floats (its models' scale), so neither reading
+    can be the only one. A 0-255 image with no value above 1 is black to the eye; read as 0-1,
+    it still comes back on its own range, never 255 times too bright or too dark.
+    """
+    if value_range is not None:
+        if not value_range > 0:
+            raise ConfigError(f"value_range must be the (positive) value of white, "
+                              f"got {value_range}")
+        return float(value_range)
+    if arr.dtype == np.uint8:
+        return 255.0
+    if arr.dtype == np.uint16:
+        return 65535.0
+    return 1.0 if arr.size and float(arr.max()) <= 1.0 else 255.0
+
+
+def _to_output(y: np.ndarray, dtype: np.dtype, white: float) -> np.ndarray:
+    """Model output on 0-255 -> `dtype` with white at `white`."""
+    if white != 255:
+        y = y * (white / 255)
+    if np.issubdtype(dtype, np.integer):
+        return np.clip(np.rint(y), 0, white).astype(dtype)
     return y.astype(dtype)
 
 
@@ -221,20 +260,23 @@ def _guarded(model: nn.Module, x: torch.Tensor, ensemble: bool, precision: str
 def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
                   self_ensemble: bool = False, device: str | torch.device | None = None,
                   precision: str | None = None, progress: Progress | None = None,
-                  memory_budget: int | None = None) -> np.ndarray:
-    """Upscale one HxWx3 / HxW / HxWx1 image (uint8, uint16 or float on the 0-255 scale).
+                  memory_budget: int | None = None, value_range: float | None = None
+                  ) -> np.ndarray:
+    """Upscale one HxWx3 / HxW / HxWx1 image: uint8 (0-255), uint16 (0-65535) or float (0-1
+    if no value exceeds 1.0, else 0-255). Returns the same dtype on the same range.
 
     tile: LR tile side; None tiles automatically only when `memory_budget` (bytes; default
     MEMORY_BUDGET on CPU, half the free memory on CUDA) would be exceeded.
     progress: called as progress(tiles_done, tiles_total) after each tile.
+    value_range: the value of white, overriding the rule above (see `white_level`).
     """
     arr = np.asarray(lr)
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
         raise DataError(f"expected an HxW or HxWx3 image, got shape {arr.shape}")
     if not (arr.dtype in (np.uint8, np.uint16) or np.issubdtype(arr.dtype, np.floating)):
         raise DataError(f"expected uint8, uint16 or float pixels, got {arr.dtype}")
-    if tile is not None and tile < 1:
-        raise ConfigError(f"tile must be a positive number of pixels, got {tile}")
+    overlap = tile_overlap(model)
+    check_tile(tile, overlap)
     dev = resolve_device(device, model)
     precision = resolve_precision(precision or getattr(model, "precision", "fp32"), dev)
     model.to(dev).eval()
@@ -247,7 +289,6 @@ def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
         model.precision = "fp32"  # the autocast below rules; the model's own is restored after
     try:
         scale = model_scale(model)
-        overlap = int(getattr(model, "receptive_radius", lambda: 16)()) + 1
         height, width = arr.shape[:2]
         if tile is None:
             if memory_budget is None:
@@ -261,7 +302,8 @@ def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
             warnings.warn("per-sample normalization makes tiled output differ from whole-image "
                           "output", stacklevel=2)
         gray = arr.ndim == 2 or arr.shape[2] == 1
-        factor = 255 / 65535 if arr.dtype == np.uint16 else 1.0
+        white = white_level(arr, value_range)
+        factor = 255 / white
         channels = arr.shape[2:] if gray else (3,)
         out = np.empty((height * scale, width * scale) + channels, arr.dtype)
         s = scale
@@ -277,7 +319,7 @@ def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
                 y = y[0, :, (y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s]
                 y = y.permute(1, 2, 0)
                 y = y.mean(2, keepdim=arr.ndim == 3) if gray else y
-                out[y0 * s:y1 * s, x0 * s:x1 * s] = _to_output(y.cpu().numpy(), out.dtype)
+                out[y0 * s:y1 * s, x0 * s:x1 * s] = _to_output(y.cpu().numpy(), out.dtype, white)
                 if progress is not None:
                     progress(done, len(tiles))
         return out
@@ -302,10 +344,13 @@ def _resolve_model(model: Any, scale: int, device: Any) -> nn.Module:
 
 def upscale_image(image: Any, scale: int = 2, model: Any = None, **options: Any) -> Any:
     """Upscale a PIL image (-> PIL, mode kept: L stays L, alpha upscaled bicubic) or a numpy
-    array (-> numpy, same dtype; HxWx2/HxWx4 carry alpha in the last channel).
+    array (-> numpy, same dtype and value range; HxWx2/HxWx4 carry alpha in the last channel).
+    A float array is 0-1 when no value exceeds 1.0, else 0-255 (`white_level` says why);
+    pass value_range=1.0 or 255.0 to say which.
 
     model: None (the shipped sedsr-grad), a registry name, a weights path or an nn.Module.
-    options: those of `super_resolve` (tile, self_ensemble, device, precision, progress).
+    options: those of `super_resolve` (tile, self_ensemble, device, precision, progress,
+    value_range).
     """
     net = _resolve_model(model, scale, options.get("device"))
     if isinstance(image, Image.Image):
@@ -315,7 +360,9 @@ def upscale_image(image: Any, scale: int = 2, model: Any = None, **options: Any)
         return to_pil(pixels, alpha, picture.icc)
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        # One range for color and alpha, decided on the whole array.
+        options["value_range"] = white = white_level(arr, options.get("value_range"))
         color = super_resolve(net, arr[..., :-1] if arr.shape[2] == 4 else arr[..., 0], **options)
-        alpha = resize_alpha(arr[..., -1], scale)
+        alpha = np.minimum(resize_alpha(arr[..., -1], scale), white)
         return np.dstack([color, alpha]).astype(arr.dtype)
     return super_resolve(net, arr, **options)

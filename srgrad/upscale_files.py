@@ -7,12 +7,17 @@ Naming: `photo.jpg` -> `photo_x2.jpg` beside the input, or under `-o DIR` (creat
 Folders are walked recursively and their relative structure is kept under `-o`. With a single
 input file, `-o` may name the output file itself (its suffix picks the format). The output keeps
 the input's format when it is PNG, JPEG or WebP, and is PNG otherwise, unless `fmt` says.
+An `-o` with an image suffix names a file: with several inputs or a folder, or with a suffix
+srgrad cannot write (`out.gif`), it is an error, not a folder of that name. An existing file
+is never taken for a folder.
 
 Decisions:
 - In folders, files whose name already ends in `_x2`, `_x3` or `_x4` are taken for earlier
   outputs and skipped (so running twice does not make `photo_x2_x2.png`); hidden files and the
   `-o` folder itself are skipped too. Name such a file explicitly to upscale it.
 - An existing output is never overwritten without `force`; it is reported as skipped.
+- An output is never one of the inputs (`-o photo.png` for photo.png fails, even with `force`).
+- An input given twice (or a file and its folder) is upscaled once.
 - Every output is written atomically (see data.images.write_image).
 - Errors in the model or options stop everything before any file is touched; an error in one
   input (unreadable, too large, unwritable output) fails that file only.
@@ -42,15 +47,20 @@ from srgrad.data.images import (
 from srgrad.errors import ConfigError, DataError
 from srgrad.infer import (
     DEFAULT_MODEL,
+    check_tile,
     load_model,
     model_scale,
     resolve_device,
     super_resolve,
+    tile_overlap,
 )
 from srgrad.models.precision import resolve_precision
 
 OUTPUT_STEM = re.compile(r"_x[234]$")
 KEEP_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# Exit statuses of `srgrad upscale` (2, bad options, is SrgradError's).
+EXIT_FAILED = 1  # some file failed; the others were still processed
+EXIT_NOTHING_WRITTEN = 3  # nothing failed, nothing written: every output existed (skipped)
 
 
 @dataclass
@@ -78,6 +88,12 @@ class Report:
     @property
     def failed(self) -> int:
         return self.count("failed")
+
+    @property
+    def exit_code(self) -> int:
+        if self.failed:
+            return EXIT_FAILED
+        return 0 if self.count("written") else EXIT_NOTHING_WRITTEN
 
 
 def output_suffix(source: Path, fmt: str | None) -> str:
@@ -114,11 +130,41 @@ def _walk(folder: Path, skip: Path | None) -> tuple[list[Path], int]:
     return found, outputs
 
 
+def unique_inputs(inputs: Sequence[Path | str]) -> list[Path]:
+    """The inputs in order, each file or folder once (however it was spelled)."""
+    first: dict[Path, Path] = {}
+    for path in map(Path, inputs):
+        first.setdefault(path.resolve(), path)
+    return list(first.values())
+
+
+def output_is_file(inputs: Sequence[Path], out: Path | None) -> bool:
+    """Whether `out` names the output file itself (one input file, an image name) rather
+    than a folder. ConfigError, before any work, for an `out` that can be neither."""
+    if out is None or out.is_dir():
+        return False
+    suffix = out.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        if out.exists():
+            raise ConfigError(f"-o {out} is a file, not a folder; name a folder (or, with one "
+                              "input file, a .png, .jpg or .webp file)")
+        return False
+    if len(inputs) != 1:
+        raise ConfigError(f"-o {out} names an image file, but {len(inputs)} inputs need an "
+                          "output folder; name a folder with -o")
+    if inputs[0].is_dir():
+        raise ConfigError(f"-o {out} names an image file, but the input {inputs[0]} is a "
+                          "folder; name a folder with -o")
+    if suffix not in KEEP_SUFFIXES:
+        raise ConfigError(f"-o {out}: srgrad cannot write {suffix} images; name a .png, .jpg "
+                          "or .webp file (or a folder)")
+    return True
+
+
 def plan_jobs(inputs: Sequence[Path], out: Path | None, scale: int, fmt: str | None,
               report: Report) -> list[Job]:
     """Map inputs to outputs; failures (missing input, empty folder, clashes) go to report."""
-    single = (out is not None and len(inputs) == 1 and inputs[0].is_file()
-              and out.suffix.lower() in KEEP_SUFFIXES and not out.is_dir())
+    single = output_is_file(inputs, out)
     skip = out.resolve() if out is not None and not single else None
     jobs: list[Job] = []
     for source in inputs:
@@ -143,17 +189,29 @@ def plan_jobs(inputs: Sequence[Path], out: Path | None, scale: int, fmt: str | N
         else:
             base = out if out is not None else source.parent
             jobs.append(Job(source, base / output_name(source, scale, fmt)))
+    return _without_clashes(jobs, report)
+
+
+def _without_clashes(jobs: list[Job], report: Report) -> list[Job]:
+    """Drop repeats of a job (a file given twice, or with its folder) and fail jobs whose
+    output is an input or another job's output."""
+    sources = {job.source.resolve() for job in jobs}
     seen: dict[Path, Path] = {}
     kept: list[Job] = []
     for job in jobs:
-        key = job.output.resolve()
-        if key in seen:
-            report.outcomes.append(Outcome(job.source, job.output, "failed",
-                                           f"{job.source}: its output {job.output} is also the "
-                                           f"output of {seen[key]}; use --format or -o"))
+        key, source = job.output.resolve(), job.source.resolve()
+        if key in seen and seen[key].resolve() == source:
+            continue
+        if key in sources:
+            problem = "is one of the inputs, which srgrad never overwrites"
+        elif key in seen:
+            problem = f"is also the output of {seen[key]}"
         else:
             seen[key] = job.source
             kept.append(job)
+            continue
+        report.outcomes.append(Outcome(job.source, job.output, "failed", f"{job.source}: its "
+                                       f"output {job.output} {problem}; use --format or -o"))
     return kept
 
 
@@ -232,21 +290,21 @@ def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
     per-file errors are collected in the returned Report."""
     if fmt is not None and fmt.lower() not in OUTPUT_FORMATS:
         raise ConfigError(f"--format must be png, jpg or webp, got {fmt!r}")
-    if tile is not None and tile < 1:
-        raise ConfigError(f"--tile must be a positive number of pixels, got {tile}")
     if not 0 <= png_level <= 9:
         raise ConfigError(f"--png-level must be 0-9 (zlib levels), got {png_level}")
     if max_pixels is not None and max_pixels < -1:
         raise ConfigError(f"--max-pixels must be positive (0 disables the limit), got {max_pixels}")
+    out = None if out is None else Path(out)
+    paths = unique_inputs(inputs)
+    single = output_is_file(paths, out)
     precision = resolve_precision(precision, resolve_device(device))
     net = resolve_model(model, None if weights is None else Path(weights), scale, device)
+    check_tile(tile, tile_overlap(net), "--tile")
     scale = model_scale(net)
-    paths = [Path(p) for p in inputs]
     report = Report()
-    jobs = plan_jobs(paths, None if out is None else Path(out), scale, fmt, report)
-    single = len(jobs) == 1 and out is not None and jobs[0].output == Path(out)
+    jobs = plan_jobs(paths, out, scale, fmt, report)
     if out is not None and jobs and not single:
-        prepare_output_folder(Path(out))
+        prepare_output_folder(out)
     for early in list(report.outcomes):  # missing inputs, empty folders, clashing outputs
         if on_done is not None:
             on_done(early)

@@ -82,3 +82,18 @@ def test_export_errors(tmp_path, shipped, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ConfigError, match=r"pip install 'srgrad\[export\]'"):
         export_onnx(tmp_path / "a.onnx")
+
+
+def test_existing_output_needs_force(tmp_path, shipped):
+    out = tmp_path / "a.onnx"
+    out.write_bytes(b"an earlier export")
+    args = ["export", "--onnx", str(out)]
+    kept = runner.invoke(app, args)
+    assert kept.exit_code == 2 and "Traceback" not in kept.output
+    assert kept.output.strip() == f"error: {out} exists; pass --force to overwrite it"
+    assert out.read_bytes() == b"an earlier export"
+    folder = runner.invoke(app, ["export", "--onnx", str(tmp_path)])
+    assert folder.exit_code == 2 and "is a folder; name the .onnx file" in folder.output
+    forced = runner.invoke(app, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert onnx.load(str(out)).graph.input[0].name == "lr"

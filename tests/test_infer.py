@@ -60,7 +60,7 @@ def test_tiled_equals_untiled_other_scales(scale):
     model = random_model(scale)
     lr = image(45, 70, seed=scale)
     whole = super_resolve(model, lr)
-    tiled = super_resolve(model, lr, tile=24)
+    tiled = super_resolve(model, lr, tile=32)  # 2 x 3 tiles
     assert np.abs(whole.astype(int) - tiled).max() <= 1
 
 
@@ -102,6 +102,37 @@ def test_grayscale_16bit_and_float():
     assert f64.dtype == np.float64 and np.abs(f64 - super_resolve(model, lr)).max() <= 0.5 + 1e-4
 
 
+def test_tiles_below_the_minimum_are_refused():
+    """A 3-pixel tile computes 45x45 pixels (21 of overlap each side) to keep 3x3: refused."""
+    model = random_model()
+    assert model.receptive_radius() + 1 == 21
+    with pytest.raises(ConfigError, match=r"^tile must be at least 32 \(LR pixels\), got 3: each "
+                                          r"tile also computes 21 pixels of overlap"):
+        super_resolve(model, image(40, 40), tile=3)
+    assert super_resolve(model, image(40, 40), tile=32).shape == (80, 80, 3)
+
+
+def test_float_images_on_0_1_come_back_on_0_1():
+    """BasicSR / Real-ESRGAN users hold floats on 0-1: those come back on 0-1 (not black),
+    0-255 floats stay 0-255, and value_range says which when the values cannot."""
+    model = random_model()
+    lr = image(20, 24)
+    ref = super_resolve(model, lr).astype(np.float64)
+    unit = super_resolve(model, lr.astype(np.float32) / 255)
+    assert unit.dtype == np.float32 and np.abs(unit * 255 - ref).max() <= 0.5 + 1e-3
+    api = srgrad.upscale(lr.astype(np.float64) / 255, model=model)
+    assert api.dtype == np.float64 and np.abs(api * 255 - ref).max() <= 0.5 + 1e-3
+    rgba = np.dstack([lr, np.full((20, 24), 255, np.uint8)]).astype(np.float32) / 255
+    out = srgrad.upscale(rgba, model=model)
+    assert np.abs(out[..., :3] * 255 - ref).max() <= 0.5 + 1e-3 and out[..., 3].max() <= 1.0
+    dark = lr.astype(np.float32) / 255  # a 0-255 image that is nearly black, said so
+    assert np.abs(super_resolve(model, dark, value_range=255) - unit).max() > 1
+    twelve = super_resolve(model, lr.astype(np.uint16) * 16, value_range=4080)  # 12-bit data
+    assert twelve.dtype == np.uint16 and np.abs(twelve / 16 - ref).max() <= 1
+    with pytest.raises(ConfigError, match="value_range must be the"):
+        super_resolve(model, lr, value_range=0)
+
+
 def test_self_ensemble_is_the_mean_of_eight_transforms():
     model = random_model()
     lr = image(10, 14).astype(np.float32)
@@ -115,8 +146,9 @@ def test_self_ensemble_is_the_mean_of_eight_transforms():
             y = y[:, ::-1] if flip else y
             manual += np.rot90(y, -k) / 8
     assert np.abs(ens - manual).max() < 1e-3
-    tiled = super_resolve(model, lr.astype(np.uint8), self_ensemble=True, tile=7)
-    assert np.abs(super_resolve(model, lr.astype(np.uint8), self_ensemble=True).astype(int)
+    big = image(40, 36)
+    tiled = super_resolve(model, big, self_ensemble=True, tile=32)  # 2 x 2 tiles
+    assert np.abs(super_resolve(model, big, self_ensemble=True).astype(int)
                   - tiled).max() <= 1
 
 

@@ -298,3 +298,48 @@ def test_compiled_and_bf16_training_follow_the_eager_fp32_run(tmp_path):
     assert np.allclose(runs["compiled"], runs["eager"], rtol=1e-3)
     assert np.allclose(runs["bf16"], runs["eager"], rtol=3e-2)
     assert runs["bf16"] != runs["eager"]  # bf16 really ran
+
+
+def test_diverged_run_stops_with_one_line_and_saves_no_nan_weights(tmp_path):
+    """--lr 1e6 blows the loss up to NaN/inf within a few steps: one error line naming the
+    step and what to try, a non-zero exit, no weights file, and last.pt (if one was written
+    before) holds finite weights only."""
+    data = make_images(tmp_path / "data")
+    run = tmp_path / "run"
+    args = base_args(data, run, iters=24)
+    args[args.index("--lr") + 1] = "1e6"
+    result = runner.invoke(app, args)
+    line = one_line_error(result)
+    assert result.exit_code == 2
+    assert "training diverged at step" in line and "lower --lr (now 1e+06)" in line, line
+    assert not list(run.glob("*.safetensors")) and not (run / "model_card.json").exists()
+    if (run / "last.pt").exists():
+        state = torch.load(run / "last.pt", weights_only=True)
+        assert all(t.isfinite().all() for t in state["model"].values())
+
+
+def test_divergence_is_reported_at_its_first_step_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch
+):
+    """The loss turns NaN at step 7 (checks run every 2 steps, checkpoints every 4): the error
+    names step 7, last.pt stays the finite one of step 4, and no weights file is written."""
+    data = make_images(tmp_path / "data")
+    run = tmp_path / "run"
+    real_l1, calls = torch.nn.functional.l1_loss, [0]
+
+    def l1_loss(*args, **kwargs):
+        calls[0] += 1
+        loss = real_l1(*args, **kwargs)
+        return loss * float("nan") if calls[0] >= 7 else loss
+
+    monkeypatch.setattr(torch.nn.functional, "l1_loss", l1_loss)
+    result = runner.invoke(app, base_args(data, run, iters=24))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: training diverged at step 7:"), line
+    assert "--precision fp32" not in line  # the run was fp32 already
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["step"] == 4
+    assert all(t.isfinite().all() for t in state["model"].values())
+    assert not list(run.glob("*.safetensors"))
+    assert [step for step, _ in losses(run)] == ["2", "4", "6"]

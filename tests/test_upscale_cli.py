@@ -65,7 +65,7 @@ def test_folder_recursive_into_output_folder(tmp_path, weights):
     assert Image.open(tmp_path / "out" / "sub" / "b_x2.jpg").format == "JPEG"
     assert "2 written, 0 skipped, 0 failed" in result.output
     again = run(tmp_path / "in", "-o", tmp_path / "out")
-    assert again.exit_code == 0 and "0 written, 2 skipped" in again.output
+    assert again.exit_code == 3 and "0 written, 2 skipped, 0 failed" in again.output
     assert sum("exists (pass --force" in line for line in again.output.splitlines()) == 2
     forced = run(tmp_path / "in", "-o", tmp_path / "out", "--force", "--format", "webp")
     assert forced.exit_code == 0 and (tmp_path / "out" / "sub" / "b_x2.webp").is_file()
@@ -84,7 +84,7 @@ def test_outputs_beside_inputs_are_not_upscaled_again(tmp_path, weights):
 
 def test_single_file_output_path_and_alpha(tmp_path, weights):
     src = photo(tmp_path / "a.png", mode="RGBA")
-    result = run(src, "-o", tmp_path / "result.webp", "--tile", "8")
+    result = run(src, "-o", tmp_path / "result.webp", "--tile", "32")
     assert result.exit_code == 0, result.output
     out = Image.open(tmp_path / "result.webp")
     assert out.format == "WEBP" and out.mode == "RGBA" and out.size == (40, 28)
@@ -160,10 +160,13 @@ def test_write_failure_leaves_nothing(tmp_path, weights, monkeypatch):
         (["--weights", "W", "--model", "sedsr"], "--model and --weights cannot be used together"),
         (["--weights", "W", "--scale", "4"], "holds a x2 sedsr-grad model, not x4"),
         (["--weights", "nothing.safetensors"], "nothing.safetensors does not exist"),
+        (["--weights", "DIR"], "is a folder, not a weights file; pass a .safetensors file"),
         (["--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
         (["--precision", "fp64"], "--precision must be one of auto, fp32, bf16, fp16"),
         (["--format", "gif"], "--format must be png, jpg or webp"),
-        (["--tile", "0"], "--tile must be a positive number"),
+        (["--tile", "0"], "--tile must be at least 32 (LR pixels), got 0"),
+        (["--tile", "3"], "--tile must be at least 32 (LR pixels), got 3: each tile also "
+                          "computes 21 pixels of overlap on every side"),
         (["--max-pixels", "-1"], "--max-pixels must be positive"),
         (["--png-level", "10"], "--png-level must be 0-9"),
         (["--device", "tpu"], "unknown device 'tpu'"),
@@ -171,7 +174,7 @@ def test_write_failure_leaves_nothing(tmp_path, weights, monkeypatch):
 )
 def test_option_errors_are_one_line(tmp_path, weights, args, message):
     src = photo(tmp_path / "a.png")
-    args = [str(weights) if a == "W" else a for a in args]
+    args = [{"W": str(weights), "DIR": str(tmp_path)}.get(a, a) for a in args]
     one_error(run(src, *args), message)
     assert not (tmp_path / "a_x2.png").exists()
 
@@ -228,3 +231,67 @@ def test_outputs_written_in_the_background_keep_order_and_errors(tmp_path, weigh
     assert [o.status for o in report.outcomes] == [s for _, s in seen]
     for name in ("a_x2.png", "c_x2.png"):
         assert Image.open(tmp_path / "out" / name).size == (40, 28)
+
+
+def test_exit_status_tells_nothing_written_from_done(tmp_path, weights):
+    """0: something written; 3: nothing written, nothing failed (all skipped); 1: a failure,
+    whatever else happened. The help lists them."""
+    src = photo(tmp_path / "a.png")
+    assert run(src).exit_code == 0
+    skipped = run(src)
+    assert skipped.exit_code == 3 and "0 written, 1 skipped, 0 failed" in skipped.output
+    mixed = run(src, tmp_path / "missing.png")
+    assert mixed.exit_code == 1 and "0 written, 1 skipped, 1 failed" in mixed.output
+    photo(tmp_path / "b.png")
+    assert run(src, tmp_path / "b.png").exit_code == 0  # b written, a skipped
+    help_text = " ".join(runner.invoke(app, ["upscale", "--help"]).output.split())
+    assert "3 nothing written and nothing failed" in help_text
+
+
+def test_the_same_input_twice_is_upscaled_once(tmp_path, weights):
+    src = photo(tmp_path / "in" / "a.png")
+    again = tmp_path / "in" / ".." / "in" / "a.png"
+    for args in ([src, src], [src, again], [tmp_path / "in", src]):
+        result = run(*args, "--force")
+        assert result.exit_code == 0, result.output
+        assert "1 written, 0 skipped, 0 failed" in result.output and not error_lines(result.output)
+    one = run(src, src, "-o", tmp_path / "one.png")  # still one input: -o may name the file
+    assert one.exit_code == 0 and (tmp_path / "one.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "out", "message"),
+    [
+        (["a.png", "b.png"], "x.png", "-o {out} names an image file, but 2 inputs need an output "
+                                      "folder; name a folder with -o"),
+        (["in"], "x.png", "-o {out} names an image file, but the input {in} is a folder"),
+        (["a.png"], "out.gif", "-o {out}: srgrad cannot write .gif images; name a .png, .jpg or "
+                               ".webp file (or a folder)"),
+        (["a.png", "b.png"], "notes.txt", "-o {out} is a file, not a folder"),
+    ],
+)
+def test_output_paths_that_cannot_be_are_one_error_before_any_work(tmp_path, weights, inputs,
+                                                                    out, message):
+    photo(tmp_path / "a.png")
+    photo(tmp_path / "b.png")
+    photo(tmp_path / "in" / "c.png")
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    before = sorted(tmp_path.rglob("*"))
+    result = run(*(tmp_path / name for name in inputs), "-o", tmp_path / out)
+    one_error(result, message.format(out=tmp_path / out, **{"in": tmp_path / "in"}))
+    assert sorted(tmp_path.rglob("*")) == before  # no folder named x.png, nothing written
+
+
+def test_an_output_is_never_an_input(tmp_path, weights):
+    src = photo(tmp_path / "a.png")
+    before = src.read_bytes()
+    result = run(src, "-o", src, "--force")
+    assert result.exit_code == 1
+    assert error_lines(result.output) == [f"error: {src}: its output {src} is one of the inputs, "
+                                          "which srgrad never overwrites; use --format or -o"]
+    assert src.read_bytes() == before
+    named = photo(tmp_path / "a_x2.png")  # a's default output, given as an input too
+    kept = named.read_bytes()
+    result = run(src, named, "--force")
+    assert result.exit_code == 1 and "a_x2.png is one of the inputs" in result.output
+    assert named.read_bytes() == kept and (tmp_path / "a_x2_x2.png").is_file()

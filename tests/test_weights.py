@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -72,6 +74,32 @@ def test_tensors_that_do_not_match_the_config(tmp_path, saved):
 def test_missing_file(tmp_path):
     with pytest.raises(WeightsError, match="does not exist"):
         load_weights(tmp_path / "nope.safetensors")
+
+
+def test_weights_folder_is_named_a_folder(tmp_path):
+    with pytest.raises(WeightsError, match=r"is a folder, not a weights file; pass a "
+                                           r"\.safetensors file"):
+        load_weights(tmp_path)
+
+
+def test_non_finite_weights_are_refused(tmp_path, saved):
+    """What a diverged run would leave: upscaling with it gives a black image, so it never loads."""
+    model, config, _ = saved
+    state = dict(model.state_dict())
+    state["tail.bias"] = torch.full_like(state["tail.bias"], float("nan"))
+    path = tmp_path / "nan.safetensors"
+    save_file(state, str(path), metadata=read_metadata_raw(config))
+    with pytest.raises(WeightsError, match=r"nan.safetensors holds NaN/inf values \(in tail.bias\)"
+                                           r".*lower --lr"):
+        load_weights(path)
+
+
+def test_weights_file_mode_follows_the_umask(saved):
+    """As every other file srgrad writes: 0666 less the umask (0644 under 022), not 0600."""
+    _, _, path = saved
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def read_metadata_raw(config) -> dict[str, str]:

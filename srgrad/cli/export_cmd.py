@@ -17,8 +17,9 @@ def export(
     scale: ScaleOption = None,
     weights: WeightsOption = None,
     opset: int = typer.Option(DEFAULT_OPSET, "--opset", help="ONNX opset version (11 or later)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --onnx file."),
 ) -> None:
     """Export to ONNX: input `lr` float32 Nx3xHxW RGB in 0-255, output `sr` (H, W dynamic)."""
-    path = export_onnx(onnx, model=model, scale=scale, weights=weights, opset=opset)
+    path = export_onnx(onnx, model=model, scale=scale, weights=weights, opset=opset, force=force)
     console.print(f"wrote {path} (opset {opset}; input 'lr' float32 Nx3xHxW on 0-255, "
                   "dynamic batch/height/width)", highlight=False, markup=False)

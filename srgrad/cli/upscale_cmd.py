@@ -1,7 +1,6 @@
 """`srgrad upscale`: upscale images and folders with a shipped or trained model.
 
-Exit codes: 0 all done (existing outputs skipped count as done), 1 some files failed (each
-reported on one line; the others were still processed), 2 bad options/model (nothing done).
+Exit codes: in the command's docstring, which is its --help (values: upscale_files.EXIT_*).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from srgrad.cli._common import (
 )
 from srgrad.data.images import PNG_LEVEL
 from srgrad.errors import ConfigError
+from srgrad.infer import MIN_TILE
 from srgrad.upscale_files import Job, Outcome, upscale_paths
 
 
@@ -39,7 +39,9 @@ def upscale(
     model: ModelOption = None,
     weights: WeightsOption = None,
     tile: int | None = typer.Option(
-        None, "--tile", help="Tile side in input pixels (default: automatic, to bound memory)."
+        None, "--tile",
+        help=f"Tile side in input pixels, at least {MIN_TILE} (default: automatic, to bound "
+        "memory).",
     ),
     self_ensemble: bool = typer.Option(
         False, "--self-ensemble", help="Average the 8 flips/rotations (8x slower, a bit better)."
@@ -64,7 +66,12 @@ def upscale(
         "limit, about 89 million; 0 disables it).",
     ),
 ) -> None:
-    """Upscale images: writes NAME_x<scale>.<ext> beside each input or under -o."""
+    """Upscale images: writes NAME_x<scale>.<ext> beside each input or under -o.
+
+    Exit status: 0 something written, nothing failed; 1 some file failed (the others were
+    still done); 2 bad options, nothing done; 3 nothing written and nothing failed: every
+    output already existed (pass --force to overwrite).
+    """
     if max_pixels is not None and max_pixels < 0:
         raise ConfigError(f"--max-pixels must be positive (0 disables the limit), got {max_pixels}")
     interactive = is_tty()
@@ -107,5 +114,5 @@ def upscale(
     written, skipped, failed = (report.count(s) for s in ("written", "skipped", "failed"))
     summary = f"{written} written, {skipped} skipped, {failed} failed"
     err_console.print(summary, highlight=False)
-    if failed:
-        raise typer.Exit(1)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 from torch import nn
 
 from srgrad.errors import WeightsError
 from srgrad.fileio import atomic_path
-from srgrad.models.registry import ModelConfig, build
+from srgrad.models.registry import MODELS, ModelConfig, build, count_parameters, model_config
 
 FORMAT = "srgrad-weights/1"
 
@@ -27,13 +27,17 @@ def save_weights(model: nn.Module, config: ModelConfig, path: str | Path, **extr
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, "config": json.dumps(config.to_dict())}
     metadata.update({k: json.dumps(v) for k, v in extra.items()})
+    # Not save_file(): it (safetensors 0.8) writes its own 0600 temp file and renames it over
+    # ours, so the weights would lose the umask-based mode atomic_path gives every other file.
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.write_bytes(save(tensors, metadata=metadata))
     return path
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder, not a weights file; pass a .safetensors file")
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
     try:
@@ -70,6 +74,10 @@ def load_weights(path: str | Path, scale: int | None = None) -> tuple[nn.Module,
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise WeightsError(f"{path} is corrupt ({str(exc).splitlines()[0]})") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise WeightsError(f"{path} holds NaN/inf values (in {bad[0]}), as a diverged training "
+                           "run leaves them; use other weights or retrain with a lower --lr")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
@@ -100,3 +108,27 @@ def shipped_weights() -> dict[str, list[int]]:
             name, _, scale = file.stem.rpartition("_x")
             found.setdefault(name, set()).add(int(scale))
     return {name: sorted(scales) for name, scales in sorted(found.items())}
+
+
+def model_catalog() -> list[dict[str, Any]]:
+    """Every registry model: its x2 shape and parameter count, its block's skip settings
+    (None where the skip does not use them: alpha for identity, g's norm and magnitude for
+    identity and scaled) and its shipped scales."""
+    shipped = shipped_weights()
+    catalog = []
+    for name in MODELS:
+        config = model_config(name, 2)
+        block = config.block
+        mixed, uses_g = block.skip != "identity", block.skip not in ("identity", "scaled")
+        catalog.append({
+            "name": name,
+            "blocks": config.n_blocks,
+            "feats": config.n_feats,
+            "skip": block.skip,
+            "norm": block.norm if uses_g else None,
+            "magnitude": block.magnitude if uses_g else None,
+            "alpha": block.alpha if mixed else None,
+            "params": count_parameters(build(config)),
+            "shipped_scales": shipped.get(name, []),
+        })
+    return catalog

@@ -89,19 +89,22 @@ def _checks_at(step: int, config: TrainConfig) -> bool:
             or step == config.iters or bool(config.val) and step % config.val_every == 0)
 
 
-def _stop_if_diverged(first_bad: torch.Tensor, world: int, bar: tqdm, lr: float,
-                      precision: str) -> None:
-    """Raise if any loss so far was NaN/inf, before anything of the run is written."""
+def _stop_if_diverged(first_bad: torch.Tensor, model: nn.Module, step: int, world: int,
+                      bar: tqdm, lr: float, precision: str) -> None:
+    """Raise, before anything of the run is written, if a loss so far was NaN/inf or the
+    update of `step` made the weights so (its loss was finite; the next one would not be)."""
+    finite = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()
+    first_bad.masked_fill_(~finite & (first_bad == NO_STEP), step)
     if world > 1:  # every rank stops together, at the earliest bad step of any
         torch.distributed.all_reduce(first_bad, op=torch.distributed.ReduceOp.MIN)
-    step = int(first_bad)
-    if step == NO_STEP:
+    bad = int(first_bad)
+    if bad == NO_STEP:
         return
     bar.close()
     fp32 = "" if precision == "fp32" else f" or use --precision fp32 (this run: {precision})"
-    raise ConfigError(f"training diverged: the loss became NaN/inf at step {step}; stopped "
-                      f"without saving weights (any last.pt is from before); lower --lr "
-                      f"(now {lr:g}){fp32}")
+    raise ConfigError(f"training diverged at step {bad}: the loss or the weights became "
+                      "NaN/inf; stopped without saving weights (any last.pt is from an earlier "
+                      f"step); lower --lr (now {lr:g}){fp32}")
 
 
 def train(config: TrainConfig, command: str = "") -> TrainResult:
@@ -235,7 +238,7 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
         step_s += time.perf_counter() - t1
         bar.update(1)
         if _checks_at(step, config):
-            _stop_if_diverged(first_bad, dist.world, bar, config.lr, precision)
+            _stop_if_diverged(first_bad, model, step, dist.world, bar, config.lr, precision)
 
         row = None
         if step % config.log_every == 0 or step == config.iters:
@@ -269,7 +272,8 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
         if dist.main and (step % config.ckpt_every == 0 or step == config.iters):
             checkpoint(step, wall_before + time.perf_counter() - t_run)
     bar.close()
-    _stop_if_diverged(first_bad, dist.world, bar, config.lr, precision)
+    _stop_if_diverged(first_bad, model, stopped_at or config.iters, dist.world, bar, config.lr,
+                      precision)
     if stopped_at is not None and dist.main:
         checkpoint(stopped_at, wall_before + time.perf_counter() - t_run)
         if val_images:
