@@ -29,7 +29,8 @@ from doc_tables import machine_line, replace_section  # noqa: E402
 
 SETTINGS = [("fp32", "NCHW"), ("fp32", "channels_last"), ("bf16", "channels_last")]
 COMPILED = ("bf16", "channels_last + compile")
-VARIANTS = {"identity": "{family}", "gradient (analytic g)": "{family}-grad"}
+VARIANTS = {"identity": "{family}", "gradient (analytic g)": "{family}-grad",
+            "scaled skip (no g)": "{family}-scaled"}
 Job = Callable[[], None]
 
 

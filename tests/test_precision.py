@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_blocks import assert_close_rel, autograd_g, randomize_biases
 
 from srgrad.errors import ConfigError
 from srgrad.models import precision as prec
@@ -19,6 +18,8 @@ from srgrad.models.blocks import (
     adjoint_of_ones,
 )
 from srgrad.models.registry import build_model
+
+from test_blocks import assert_close_rel, autograd_g, randomize_biases
 
 CL = torch.channels_last
 # bf16 keeps 8 bits of mantissa (one rounding: 2^-9 = 0.2% relative). Measured on these

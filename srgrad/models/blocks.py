@@ -264,7 +264,7 @@ class GradResidualBlock(nn.Module):
         if cfg.skip == "identity":
             return x + self.branch(x)
         if cfg.skip == "scaled":
-            return self.branch(x) + (1 - torch.sigmoid(self.alpha)) * x
+            return torch.addcmul(self.branch(x), x, 1 - torch.sigmoid(self.alpha))
         f, g = self.branch_and_grad(x)
         tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
         if cfg.skip == "convex" and not g.requires_grad and cfg.magnitude == "unit" and not tracing:

@@ -52,22 +52,28 @@ FAMILIES = {
 }
 
 # The gradient variant shipped as `<family>-grad`, chosen by the held-out sweep in
-# docs/results.md section 4 (scripts/cpu_sweep_x2.sh): pixel / unit with alpha -3 beat every
-# other gradient setting by >= 0.12 dB, including the paper's SEDSR alpha +3.
+# docs/results.md section 5: pixel / unit with alpha -3 beat every other gradient setting by
+# >= 0.12 dB, including the paper's SEDSR alpha +3 (and, section 3 found, its g is inert).
 DEFAULT_GRAD_BLOCK = BlockConfig(skip="convex", norm="pixel", magnitude="unit")
 
+# `<family>-scaled`: y = F(x) + (1 - s) x, no g; what a `-grad` network computes with g := 0,
+# at the identity block's cost (the control of docs/results.md section 3).
+KINDS = {"identity": "", "convex": "-grad", "scaled": "-scaled"}
 
-def _config(family: str, grad: bool, scale: int) -> ModelConfig:
+
+def _config(family: str, kind: str, scale: int) -> ModelConfig:
     fam = FAMILIES[family]
-    block = replace(DEFAULT_GRAD_BLOCK, alpha=fam.grad_alpha) if grad else BlockConfig()
-    name = f"{family}-grad" if grad else family
+    if kind == "identity":
+        block = BlockConfig()
+    else:
+        block = replace(DEFAULT_GRAD_BLOCK, skip=kind, alpha=fam.grad_alpha)
+    name = family + KINDS[kind]
     return ModelConfig(name, scale, fam.n_blocks, fam.n_feats, fam.res_scale, block)
 
 
-MODELS: dict[str, tuple[str, bool]] = {
-    name: (family, grad)
-    for family in FAMILIES
-    for grad, name in ((False, family), (True, f"{family}-grad"))
+# name -> (family, skip kind)
+MODELS: dict[str, tuple[str, str]] = {
+    family + suffix: (family, kind) for family in FAMILIES for kind, suffix in KINDS.items()
 }
 
 

@@ -153,7 +153,7 @@ def validate(c: TrainConfig) -> None:
     need(c.skip is None or c.skip in SKIPS[1:], f"--skip must be one of {SKIPS[1:]}")
     need(c.g_scale is None or c.g_scale > 0, "--g-scale must be positive")
     need(c.alpha_lr is None or c.alpha_lr > 0, f"--alpha-lr must be positive, got {c.alpha_lr}")
-    if c.model in MODELS and not MODELS[c.model][1]:
+    if c.model in MODELS and MODELS[c.model][1] == "identity":
         given = [k for k in BLOCK_FLAGS[:-1] if getattr(c, k) is not None]
         need(
             not given,
