@@ -35,7 +35,10 @@ def main() -> None:
         meta = read_metadata(file)
         card, cfg = meta.get("card", {}), meta["config"]
         block = cfg["block"]
-        kind = "identity" if block["skip"] == "identity" else (
+        kind = {"identity": "identity",
+                "scaled": f"scaled (1-s) x, alpha {block['alpha']:+g}, = "
+                          f"{card.get('derived_from', '?')} with g := 0"}.get(
+            block["skip"],
             f"{block['skip']} {block['norm']}/{block['magnitude']}, alpha0 {block['alpha']:+g}")
         done = card.get("stopped_by_time_limit_at") or card.get("iterations")
         cells = []

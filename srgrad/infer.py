@@ -47,7 +47,11 @@ from srgrad.models.precision import (
 from srgrad.models.registry import MODELS, SCALES, model_config, suggest
 from srgrad.models.weights import load_weights, shipped_weights, shipped_weights_path
 
-DEFAULT_MODEL = "sedsr-grad"
+# The default of `srgrad upscale` / `srgrad.upscale`, chosen by the rule of docs/results.md
+# section 9 (held-out PSNR first, then time per megapixel).
+DEFAULT_MODEL = "sedsr-scaled"
+DEFAULT_MODEL_WHY = ("best held-out PSNR of the shipped models (33.478 dB, tied with sedsr-grad, "
+                     "whose gradient term is inert) at the identity block's speed")
 MEMORY_BUDGET = 1 << 30  # bytes of activations per forward pass on CPU
 MIN_TILE = 32
 Progress = Callable[[int, int], None]
@@ -348,7 +352,7 @@ def upscale_image(image: Any, scale: int = 2, model: Any = None, **options: Any)
     A float array is 0-1 when no value exceeds 1.0, else 0-255 (`white_level` says why);
     pass value_range=1.0 or 255.0 to say which.
 
-    model: None (the shipped sedsr-grad), a registry name, a weights path or an nn.Module.
+    model: None (DEFAULT_MODEL), a registry name, a weights path or an nn.Module.
     options: those of `super_resolve` (tile, self_ensemble, device, precision, progress,
     value_range).
     """

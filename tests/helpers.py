@@ -15,6 +15,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from srgrad import infer, upscale_files
 from srgrad.models import weights as weights_mod
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights
@@ -57,10 +58,14 @@ def one_error(result, *parts: str) -> str:
 
 def install_shipped(monkeypatch: pytest.MonkeyPatch, folder: Path, seeds: dict[int, int]) -> Path:
     """Random sedsr-grad weights in `folder`, one file per scale (built right after
-    torch.manual_seed(seed)), installed as the only shipped weights. Returns `folder`."""
+    torch.manual_seed(seed)), installed as the only shipped weights and as the default model
+    (the real default and its files are checked by test_infer and test_shipped_scores).
+    Returns `folder`."""
     for scale, seed in seeds.items():
         torch.manual_seed(seed)
         save_weights(build_model("sedsr-grad", scale), model_config("sedsr-grad", scale),
                      folder / f"sedsr-grad_x{scale}.safetensors")
     monkeypatch.setattr(weights_mod, "weights_dirs", lambda: [folder])
+    monkeypatch.setattr(infer, "DEFAULT_MODEL", "sedsr-grad")
+    monkeypatch.setattr(upscale_files, "DEFAULT_MODEL", "sedsr-grad")
     return folder

@@ -262,3 +262,10 @@ def test_super_resolve_leaves_the_models_grad_impl_alone():
     model = build_model("sedsr-grad", 2, grad_impl="autograd")
     super_resolve(model, np.zeros((8, 8, 3), np.uint8), device="cpu")
     assert {b.grad_impl for b in model.blocks} == {"autograd"}
+
+
+def test_the_default_model_ships_at_every_scale():
+    from srgrad.infer import DEFAULT_MODEL
+    from srgrad.models.weights import shipped_weights
+
+    assert shipped_weights()[DEFAULT_MODEL] == [2, 3, 4]

@@ -33,7 +33,7 @@ def test_names_are_whole_in_a_terminal(monkeypatch, width):
     assert "40,729,603" in result.output and "pixel/unit" in result.output
     if width == 80:
         assert "srgrad models" in result.output  # the table
-        assert max(len(line) for line in result.output.splitlines()) <= 80
+        assert max(len(line) for line in result.output.splitlines()) <= 80  # the note wraps
     else:
         assert result.output.splitlines()[0].split()[:4] == ["name", "blocks", "x", "feats"]
 
@@ -44,8 +44,10 @@ def test_names_are_whole_when_piped():
     lines = result.output.splitlines()
     assert lines[0].split() == ["name", "blocks", "x", "feats", "skip", "alpha", "params",
                                 "(x2)", "shipped", "weights"]
-    assert [line.split()[0] for line in lines[1:]] == list(MODELS)
-    assert all(line.startswith(f"{name}  ") for line, name in zip(lines[1:], MODELS, strict=True))
+    assert [line.split()[0] for line in lines[1:-1]] == list(MODELS)
+    assert all(line.startswith(f"{name}  ")
+               for line, name in zip(lines[1:-1], MODELS, strict=True))
+    assert lines[-1].startswith("default of `srgrad upscale`")
     assert "…" not in result.output
 
 
@@ -61,7 +63,16 @@ def test_json_is_one_document_with_every_model(tmp_path, monkeypatch):
         "name": "sedsr-grad", "blocks": 8, "feats": 32, "skip": cfg.block.skip,
         "norm": cfg.block.norm, "magnitude": cfg.block.magnitude, "alpha": cfg.block.alpha,
         "params": count_parameters(build(cfg)),
-        "shipped_scales": [2, 4],
+        "shipped_scales": [2, 4], "default": True,  # install_shipped makes it the default
     }
     plain = next(m for m in catalog if m["name"] == "edsr-baseline")
     assert plain["skip"] == "identity" and plain["alpha"] is None and plain["shipped_scales"] == []
+
+
+def test_the_default_model_is_named_with_its_reason():
+    from srgrad.infer import DEFAULT_MODEL
+
+    result = runner.invoke(app, ["models"])
+    assert f"default of `srgrad upscale`: {DEFAULT_MODEL}: best held-out PSNR" in result.output
+    catalog = json.loads(runner.invoke(app, ["models", "--json"]).output)
+    assert [m["name"] for m in catalog if m["default"]] == [DEFAULT_MODEL]

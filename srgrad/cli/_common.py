@@ -21,7 +21,8 @@ F = TypeVar("F", bound=Callable)
 
 # Options shared by the commands that run one model (upscale, export).
 ModelOption = Annotated[str | None, typer.Option(
-    "--model", "-m", help="Registry model with shipped weights (default sedsr-grad).")]
+    "--model", "-m", help="Registry model with shipped weights (default sedsr-scaled; "
+    "`srgrad models` says why).")]
 ScaleOption = Annotated[int | None, typer.Option(
     "--scale", "-s", help="2, 3 or 4. Default: 2, or the scale stored in --weights.")]
 WeightsOption = Annotated[Path | None, typer.Option(

@@ -53,7 +53,9 @@ def models(
     ),
 ) -> None:
     """List model names, their shape, parameter counts (x2) and shipped weights."""
-    catalog = model_catalog()
+    from srgrad.infer import DEFAULT_MODEL, DEFAULT_MODEL_WHY
+
+    catalog = [{**m, "default": m["name"] == DEFAULT_MODEL} for m in model_catalog()]
     if as_json:
         print_plain(json.dumps(catalog, indent=2))
         return
@@ -63,3 +65,9 @@ def models(
         console.print(table)
     else:
         print_plain(_plain([COLUMNS, *map(_row, catalog)]))
+    default = (f"default of `srgrad upscale`: {DEFAULT_MODEL}: {DEFAULT_MODEL_WHY} "
+               "(docs/results.md section 9)")
+    if console.is_terminal:
+        console.print(default, markup=False, highlight=False)  # wrapped at words, not cut
+    else:
+        print_plain(default)
