@@ -34,15 +34,18 @@ VARIANTS = {"identity": "{family}", "gradient (analytic g)": "{family}-grad",
 Job = Callable[[], None]
 
 
+DEVICE = torch.device("cpu")
+
+
 def make_jobs(name: str, precision: str, layout: str, batch: int, patch: int, size: int
               ) -> tuple[Job, Job]:
     """(train step, inference) closures for one model in one precision and layout."""
     torch.manual_seed(0)
-    device = torch.device("cpu")
-    model = build_model(name, 2)
-    lr = torch.rand(batch, 3, patch, patch) * 255
-    hr = torch.rand(batch, 3, 2 * patch, 2 * patch) * 255
-    big = torch.rand(1, 3, size, size) * 255
+    device = DEVICE
+    model = build_model(name, 2).to(device)
+    lr = torch.rand(batch, 3, patch, patch, device=device) * 255
+    hr = torch.rand(batch, 3, 2 * patch, 2 * patch, device=device) * 255
+    big = torch.rand(1, 3, size, size, device=device) * 255
     if layout.startswith("channels_last"):
         model, lr, big = to_channels_last(model), channels_last(lr), channels_last(big)
     opt = torch.optim.Adam(model.parameters(), lr=1e-5)
@@ -70,6 +73,11 @@ def flops(job: Job) -> float:
     return float(counter.get_total_flops())
 
 
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def time_jobs(jobs: dict[tuple, Job], rounds: int) -> dict[tuple, float]:
     for _ in range(2):  # warm-up: allocator, oneDNN primitive caches, compiled graphs
         for job in jobs.values():
@@ -77,8 +85,10 @@ def time_jobs(jobs: dict[tuple, Job], rounds: int) -> dict[tuple, float]:
     samples: dict[tuple, list[float]] = {key: [] for key in jobs}
     for _ in range(rounds):
         for key, job in jobs.items():
+            _sync()
             start = time.perf_counter()
             job()
+            _sync()
             samples[key].append(time.perf_counter() - start)
     return {key: statistics.median(v) * 1000 for key, v in samples.items()}
 
@@ -124,9 +134,9 @@ def table(ms: dict[tuple, float], work: dict[tuple, float], families: list[str])
 
 
 def summary(ms: dict[tuple, float], families: list[str]) -> list[str]:
-    auto = resolve_precision("auto", torch.device("cpu"))
+    auto = resolve_precision("auto", DEVICE)
     layout = "channels_last"
-    lines = [f"`--precision auto` resolves to **{auto}** on this CPU."]
+    lines = [f"`--precision auto` resolves to **{auto}** on this {DEVICE.type}."]
     for family in families:
         grad = "gradient (analytic g)"
         parts = []
@@ -156,17 +166,20 @@ def main() -> None:
     parser.add_argument("--infer-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--compile", action="store_true", help="add bf16 + torch.compile rows")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--write", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args()
     if args.compile:
         SETTINGS.append(COMPILED)
     if args.threads:
         torch.set_num_threads(args.threads)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     families = args.families.split(",")
     ms, work = bench(families, args.rounds, args.batch, args.patch, args.infer_size)
     command = "python benchmarks/blocks.py " + " ".join(sys.argv[1:])
     text = "\n".join([
-        f"Command: `{command.strip()}`. {machine_line()}",
+        f"Command: `{command.strip()}`. {machine_line(DEVICE)}",
         f"Training step: batch {args.batch}, {args.patch}x{args.patch} LR patches, x2, L1 + Adam; "
         f"inference: one {args.infer_size}x{args.infer_size} image under inference_mode. "
         f"Median of {args.rounds} interleaved rounds.", "",

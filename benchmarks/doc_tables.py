@@ -21,13 +21,17 @@ def replace_section(path: Path, name: str, body: str) -> None:
     path.write_text(text)
 
 
-def machine_line() -> str:
-    """The CPU, its native-bf16 flags, torch's threads and version, and the date."""
+def machine_line(device=None) -> str:
+    """The CPU, its native-bf16 flags, torch's threads and version, and the date (and the
+    GPU when `device` is a CUDA device)."""
     import datetime
     import platform
 
     import torch
 
+    gpu = ""
+    if device is not None and device.type == "cuda":
+        gpu = f"GPU {torch.cuda.get_device_name(device)}; host "
     from srgrad.models.precision import cpu_bf16_flags
 
     name = platform.processor() or platform.machine()
@@ -39,5 +43,5 @@ def machine_line() -> str:
     except OSError:
         pass
     flags = ", ".join(cpu_bf16_flags()) or "no native bf16"
-    return (f"Machine: {name} ({flags}), {torch.get_num_threads()} torch threads, torch "
+    return (f"Machine: {gpu}{name} ({flags}), {torch.get_num_threads()} torch threads, torch "
             f"{torch.__version__}, {datetime.date.today().isoformat()}.")
