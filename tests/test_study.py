@@ -79,3 +79,39 @@ def test_recipe_errors_are_one_line(tmp_path):
 def test_mean_se_is_the_seed_standard_error():
     mean, se = mean_se([1.0, 2.0, 3.0])
     assert mean == 2.0 and se == pytest.approx(1.0 / 3 ** 0.5)
+
+
+def test_a_recipe_inherits_its_base_and_equal_time_scales_iterations(tmp_path):
+    """`[study] base` inherits train and variants; equal_time_from gives every variant the
+    baseline's wall-clock time, from the step times the equal-iteration study logged."""
+    from srgrad.train.study import equal_time, run_folder
+
+    data = make_images(tmp_path / "data")
+    base = recipe(tmp_path, data)
+    child = tmp_path / "equal.toml"
+    child.write_text(f'[study]\nbase = "{base}"\nname = "tiny-equal"\n'
+                     'equal_time_from = "tiny"\n')
+    study = load_study(child)
+    assert study.name == "tiny-equal" and set(study.variants) == {"identity", "grad"}
+    assert study.train["iters"] == 4 and study.baseline == "identity"
+    root = tmp_path / "runs"
+    source = load_study(base)
+    for variant, ms in (("identity", 100.0), ("grad", 200.0)):
+        for seed in source.seeds:
+            run = run_folder(root, source, variant, seed)
+            run.mkdir(parents=True)
+            (run / "metrics.csv").write_text(
+                f"step,loss,lr,data_ms,step_ms,val_psnr,val_ssim,gates\n"
+                f"2,1,1,1,{ms},30,0.9,\n")
+    scaled = replace_iters(study, 1000)
+    timed = equal_time(scaled, root)
+    assert timed.variants["identity"]["iters"] == 1000
+    assert timed.variants["grad"]["iters"] == 500  # twice the step time: half the steps
+    with pytest.raises(Exception, match="no step times for"):
+        equal_time(scaled, tmp_path / "elsewhere")
+
+
+def replace_iters(study, iters):
+    from dataclasses import replace
+
+    return replace(study, train={**study.train, "iters": iters})

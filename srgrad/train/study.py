@@ -22,7 +22,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +38,29 @@ class Study:
     decision: str
     train: dict[str, Any]
     variants: dict[str, dict[str, Any]]
+    equal_time_from: str | None = None  # a study whose step times set each variant's iters
 
     def run_config(self, variant: str, seed: int, out: Path) -> dict[str, Any]:
         return {**self.train, **self.variants[variant], "seed": seed, "out": str(out),
                 "quiet": True}
 
 
-def load_study(path: str | Path) -> Study:
+def _read_recipe(path: Path) -> dict[str, Any]:
+    """The recipe's tables, on top of those of its `[study] base` recipe if it names one."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"study recipe {path}: {exc}") from None
+    base = data.get("study", {}).get("base")
+    if base is None:
+        return data
+    parent = _read_recipe(path.parent / base)
+    return {table: {**parent.get(table, {}), **data.get(table, {})}
+            for table in ("study", "train", "variants")}
+
+
+def load_study(path: str | Path) -> Study:
+    data = _read_recipe(Path(path))
     head, variants = data.get("study", {}), data.get("variants", {})
     if not variants or head.get("baseline") not in variants:
         raise ConfigError(f"study recipe {path}: needs [variants.*] tables and a "
@@ -57,10 +69,33 @@ def load_study(path: str | Path) -> Study:
     variants = {name: check_keys(values, f"{path} [variants.{name}]")
                 for name, values in variants.items()}
     study = Study(head.get("name", Path(path).stem), list(head.get("seeds", [0])),
-                  head["baseline"], head.get("decision", ""), train, variants)
+                  head["baseline"], head.get("decision", ""), train, variants,
+                  head.get("equal_time_from"))
     for variant in variants:  # every run's settings are valid before any run starts
         make_config({}, study.run_config(variant, study.seeds[0], Path("unused")))
     return study
+
+
+def equal_time(study: Study, root: Path) -> Study:
+    """`study` with each variant's iterations scaled so that every variant gets the
+    baseline's wall-clock time: iters x (baseline ms/step / variant ms/step), step times as
+    logged by the equal-iteration study `equal_time_from` (seed medians), rounded to 50."""
+    if study.equal_time_from is None:
+        return study
+    source = Study(study.equal_time_from, study.seeds, study.baseline, "", study.train,
+                   study.variants)
+    ms = {}
+    for variant in study.variants:
+        runs = [summarize(run_folder(root, source, variant, s)) for s in study.seeds]
+        steps = [r.step_ms for r in runs if r is not None]
+        if not steps:
+            raise ConfigError(f"equal time: no step times for {variant} under "
+                              f"{root / study.equal_time_from}; run that study first")
+        ms[variant] = statistics.median(steps)
+    base_iters = int(study.train.get("iters", 10000))
+    variants = {v: {**cfg, "iters": max(50, round(base_iters * ms[study.baseline] / ms[v] / 50)
+                                         * 50)} for v, cfg in study.variants.items()}
+    return replace(study, variants=variants)
 
 
 def _toml_value(value: Any) -> str:
@@ -97,6 +132,7 @@ def run_one(study: Study, variant: str, seed: int, root: Path, threads: int = 1)
 def run_study(study: Study, root: Path, jobs: int = 1,
               on_done: Callable[[str, int], None] | None = None) -> None:
     """Every (variant, seed), `jobs` at a time, seed by seed so paired runs finish together."""
+    study = equal_time(study, root)
     order = [(v, s) for s in study.seeds for v in study.variants]
 
     def work(item: tuple[str, int]) -> None:
