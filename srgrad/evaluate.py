@@ -15,10 +15,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from srgrad.data.datasets import BENCHMARKS, EvalPair, eval_pairs, load_pair, load_rgb, resolve_root
-from srgrad.data.resize import bicubic_downscale, imresize, modcrop
+from srgrad.data.datasets import (
+    BENCHMARKS,
+    EvalPair,
+    eval_pairs,
+    folder_images,
+    is_benchmark_layout,
+    load_pair,
+    resolve_root,
+)
+from srgrad.data.resize import imresize
 from srgrad.errors import ConfigError, DataError, WeightsError
-from srgrad.metrics import score
+from srgrad.metrics import min_side, score
 
 
 @dataclass
@@ -35,18 +43,22 @@ class ImageScore:
     ssim: float
 
 
+def load_image(pair: EvalPair, scale: int, convention: str = "y") -> EvalImage:
+    """One (LR, HR) pair, refused with one line naming the file when its HR is too small
+    to score in `convention` (metrics.min_side)."""
+    return EvalImage(pair.name, *load_pair(pair, scale, min_side(scale, convention)))
+
+
 def load_eval_images(
-    spec: str | Sequence[Path], scale: int, root: str | Path | None = None
+    spec: str | Sequence[Path], scale: int, root: str | Path | None = None,
+    convention: str = "y",
 ) -> list[EvalImage]:
     """A dataset name / folder (see datasets.eval_pairs), or explicit HR paths (held-out split)."""
     if isinstance(spec, str):
         pairs = eval_pairs(spec, scale, resolve_root(root))
-        return [EvalImage(p.name, *load_pair(p, scale)) for p in pairs]
-    images = []
-    for path in spec:
-        hr = modcrop(load_rgb(path), scale)
-        images.append(EvalImage(Path(path).stem, bicubic_downscale(hr, scale), hr))
-    return images
+    else:
+        pairs = [EvalPair(Path(path).stem, Path(path), None) for path in spec]
+    return [load_image(p, scale, convention) for p in pairs]
 
 
 def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
@@ -162,7 +174,7 @@ def model_specs(names: Sequence[str], weights: Sequence[Path], self_ensemble: bo
                 ) -> list[ModelSpec]:
     """Columns for --model names (bicubic, registry names, paths) and --weights files."""
     from srgrad.models.registry import MODELS, suggest
-    from srgrad.models.weights import read_metadata
+    from srgrad.models.weights import read_config
 
     plus = "+" if self_ensemble else ""
     specs: list[ModelSpec] = []
@@ -179,7 +191,7 @@ def model_specs(names: Sequence[str], weights: Sequence[Path], self_ensemble: bo
             raise ConfigError(f"unknown model {name!r}{suggest(name, [*MODELS, BICUBIC])}; "
                               "run `srgrad models` to list them, or pass --weights FILE")
     for path in dict.fromkeys(files):
-        scale = int(read_metadata(path)["config"]["scale"])
+        scale = read_config(path).scale
         label, n = Path(path).stem + plus, 2
         while label in {s.label for s in specs}:
             label, n = f"{Path(path).stem}#{n}{plus}", n + 1
@@ -206,24 +218,42 @@ def check_available(specs: Sequence[ModelSpec], scales: Sequence[int]) -> None:
 
 
 def dataset_specs(names: Sequence[str], scales: Sequence[int], root: str | Path | None,
-                  explicit: bool = True, skipped: list[str] | None = None) -> list[DatasetSpec]:
+                  explicit: bool = True, skipped: list[str] | None = None,
+                  recursive: bool = False) -> list[DatasetSpec]:
     """Resolve every data set before any work; unless `explicit`, missing sets are skipped
-    (their error lines appended to `skipped`) and only none at all is an error."""
+    (their error lines appended to `skipped`) and only none at all is an error. Images a
+    plain folder's subfolders hold are left out unless `recursive` (a line in `skipped`)."""
     specs: list[DatasetSpec] = []
+    notes = skipped if skipped is not None else []
     for name in names:
         key = name if Path(name).is_dir() and name.lower() not in BENCHMARKS else name.lower()
         try:
-            pairs = {s: eval_pairs(key, s, root) for s in scales}
+            pairs = {s: eval_pairs(key, s, root, recursive) for s in scales}
         except DataError as exc:
             if explicit:
                 raise
-            if skipped is not None:
-                skipped.append(str(exc))
+            notes.append(str(exc))
             continue
+        if key not in BENCHMARKS and not recursive and not is_benchmark_layout(key):
+            left_out = folder_images(key)[1]
+            if left_out:
+                notes.append(f"{left_out} image(s) in subfolders of {key}; pass --recursive "
+                             "to score them too")
         specs.append(DatasetSpec(key, BENCHMARKS.get(key, Path(key).name), pairs))
     if not specs:
-        raise DataError(skipped[0] if skipped else "no data sets to evaluate")
+        raise DataError(notes[0] if notes else "no data sets to evaluate")
     return specs
+
+
+def data_source(pairs: Sequence[EvalPair]) -> dict[str, object]:
+    """How many images a data set scores and where they come from: the HR folder (the common
+    folder when they lie in several), the LR folder and how many LR files it gave (the
+    others are made from their HR by MATLAB bicubic)."""
+    hr_dirs = sorted({str(p.hr_path.parent) for p in pairs})
+    given = [p.lr_path for p in pairs if p.lr_path is not None]
+    return {"images": len(pairs),
+            "hr": hr_dirs[0] if len(hr_dirs) == 1 else os.path.commonpath(hr_dirs),
+            "lr": str(given[0].parent) if given else None, "lr_given": len(given)}
 
 
 def _upscaler(spec: ModelSpec, scale: int, run: EvalRun, tile: int | None
@@ -258,7 +288,7 @@ def run_eval(run: EvalRun, tile: int | None = None, on_image: OnImage | None = N
         for data in run.datasets:
             per_model: dict[str, list[ImageScore]] = {m.label: [] for m in specs}
             for pair in data.pairs[scale]:
-                image = EvalImage(pair.name, *load_pair(pair, scale))
+                image = load_image(pair, scale, run.convention)
                 outputs: dict[str, tuple[np.ndarray, ImageScore]] = {}
                 for label, up in ups.items():
                     sr, got = _score_one(up, image, scale, run.convention)

@@ -1,4 +1,11 @@
-"""PSNR and SSIM as SR papers compute them (MATLAB conventions), in float64 numpy."""
+"""PSNR and SSIM as SR papers compute them (MATLAB conventions), in float64 numpy.
+
+SSIM follows the field's convention: an 11x11 Gaussian window over the valid region only (no
+padded borders). An image with a side under 11 pixels after the shave has no valid window,
+so its SSIM is undefined: `ssim` and `score` refuse it with a one-line DataError rather than
+return a number (NaN or a padded-border value would slip into a set's mean unnoticed).
+`min_side` says how large an HR must be for `score`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ CONVENTIONS: dict[str, str] = {
     "div2k": "RGB channels, shave = scale + 6 (EDSR-PyTorch DIV2K validation)",
 }
 
+SSIM_WINDOW = 11
 _SSIM_C1 = (0.01 * 255) ** 2
 _SSIM_C2 = (0.03 * 255) ** 2
 
@@ -43,7 +51,7 @@ def psnr(sr: np.ndarray, hr: np.ndarray, data_range: float = 255) -> float:
     return 10.0 * math.log10(data_range**2 / mse)
 
 
-def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+def _gaussian_1d(size: int = SSIM_WINDOW, sigma: float = 1.5) -> np.ndarray:
     r = np.arange(size, dtype=np.float64) - (size - 1) / 2
     g = np.exp(-(r * r) / (2 * sigma * sigma))
     return g / g.sum()  # the 2-D window is the outer product, so it also sums to 1
@@ -60,7 +68,8 @@ def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
 def _ssim_2d(a: np.ndarray, b: np.ndarray) -> float:
     g = _gaussian_1d()
     if min(a.shape) < len(g):
-        raise ValueError(f"SSIM needs images of at least 11x11, got {a.shape}")
+        raise DataError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its window, "
+                        f"valid region only), got {a.shape[1]}x{a.shape[0]}")
     mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
     var_a = _filter_valid(a * a, g) - mu_a * mu_a
     var_b = _filter_valid(b * b, g) - mu_b * mu_b
@@ -88,16 +97,30 @@ def _squeeze_gray(img: np.ndarray) -> np.ndarray:
     return img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
 
 
+def shave(scale: int, convention: str) -> int:
+    """Border pixels dropped on every side before scoring."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
+    return scale + 6 if convention == "div2k" else scale
+
+
+def min_side(scale: int, convention: str = "y") -> int:
+    """The smallest HR side `score` accepts: the SSIM window plus the shave on both sides,
+    rounded up to a multiple of the scale (the HR is modcropped)."""
+    need = SSIM_WINDOW + 2 * shave(scale, convention)
+    return -(-need // scale) * scale
+
+
 def score(
     sr_uint8: np.ndarray, hr_uint8: np.ndarray, scale: int, convention: str = "y"
 ) -> tuple[float, float]:
     """(PSNR, SSIM) of an SR output against its HR under one of ``CONVENTIONS``.
 
     The HR is modcropped to ``scale`` first and must then have the SR's shape. PSNR is
-    ``inf`` when the shaved images are identical.
+    ``inf`` when the shaved images are identical. An HR with a side under `min_side` is a
+    DataError (see the module docstring).
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
+    border = shave(scale, convention)
     sr = _squeeze_gray(np.asarray(sr_uint8))
     hr = _squeeze_gray(np.asarray(hr_uint8))
     h, w = hr.shape[:2]
@@ -107,13 +130,17 @@ def score(
             f"SR output shape {sr.shape} does not match the HR shape {hr.shape} "
             f"after cropping to a multiple of {scale}"
         )
+    need = min_side(scale, convention)
+    if min(hr.shape[:2]) < need:
+        raise DataError(
+            f"{hr.shape[1]}x{hr.shape[0]} pixels is too small to score at x{scale} in the "
+            f"{convention!r} convention: SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window after a "
+            f"{border}-pixel shave needs at least {need} pixels a side"
+        )
     if convention == "y":
         sr_c, hr_c = rgb_to_y(sr), rgb_to_y(hr)
-        shave = scale
     else:
         sr_c, hr_c = sr.astype(np.float64), hr.astype(np.float64)
-        shave = scale + 6 if convention == "div2k" else scale
-    if shave:
-        sr_c = sr_c[shave:-shave, shave:-shave]
-        hr_c = hr_c[shave:-shave, shave:-shave]
+    sr_c = sr_c[border:-border, border:-border]
+    hr_c = hr_c[border:-border, border:-border]
     return psnr(sr_c, hr_c), ssim(sr_c, hr_c)

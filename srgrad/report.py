@@ -21,7 +21,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from srgrad.errors import ConfigError, DataError
-from srgrad.evaluate import EvalRun
+from srgrad.evaluate import EvalRun, data_source
 from srgrad.fileio import atomic_write_bytes
 from srgrad.metrics import CONVENTIONS
 
@@ -122,8 +122,24 @@ def _print_unwrapped(console: Console, table: Table) -> None:
         console.width = width
 
 
+def source_lines(run: EvalRun) -> list[str]:
+    """What each data set scored at each scale: how many images, from where."""
+    lines = []
+    for data in run.datasets:
+        for scale in run.scales:
+            src = data_source(data.pairs[scale])
+            given, n = src["lr_given"], src["images"]
+            lr = ("LR made from the HR by MATLAB bicubic" if not given else
+                  f"LR from {src['lr']}" if given == n else
+                  f"LR from {src['lr']} for {given}, made by MATLAB bicubic for {n - given}")
+            lines.append(f"{data.label} x{scale}: {n} image{'s' * (n != 1)}, "
+                         f"HR from {src['hr']}; {lr}")
+    return lines
+
+
 def print_tables(run: EvalRun, console: Console) -> None:
-    """One rich table per scale, then the note on differences and sources."""
+    """One rich table per scale, the data each scored, then the note on differences and
+    sources."""
     for scale in run.scales:
         header, rows = summary_table(run, scale)
         table = Table(title=f"x{scale}, convention {run.convention}: "
@@ -136,6 +152,8 @@ def print_tables(run: EvalRun, console: Console) -> None:
         for row in rows:
             table.add_row(*row)
         _print_unwrapped(console, table)
+    for line in source_lines(run):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(delta_note(run.convention), highlight=False, soft_wrap=True)
 
 
@@ -171,6 +189,8 @@ def report_dict(run: EvalRun, command: str, elapsed_s: float | None = None) -> d
         "models": [{"model": m.label, "source": m.source or "built-in MATLAB bicubic"}
                    for m in run.models],
         "datasets": {d.key: d.label for d in run.datasets},
+        "sources": [{"dataset": d.key, "scale": s, **data_source(d.pairs[s])}
+                    for d in run.datasets for s in run.scales],
         "results": [{"model": r.model, "dataset": r.dataset, "scale": r.scale,
                      "psnr": _num(r.psnr, 4), "ssim": _num(r.ssim, 5), "images": r.images}
                     for r in run.results],
@@ -199,6 +219,7 @@ def markdown_report(run: EvalRun, command: str, elapsed_s: float | None = None) 
         lines.append(f"- wall time: {elapsed_s:.0f} s")
     for scale in run.scales:
         lines += ["", f"## x{scale}", "", *_md_table(*summary_table(run, scale))]
+    lines += ["", "## Data", "", *(f"- {line}" for line in source_lines(run))]
     lines += ["", delta_note(run.convention)]
     labels = [m.label for m in run.models]
     per = {(r.model, r.dataset, r.scale, r.image): r for r in run.per_image}
@@ -234,9 +255,19 @@ def csv_report(run: EvalRun) -> str:
 
 
 def check_report_path(path: Path) -> None:
+    """A known format, and a folder that exists (it is created) and takes new files: checked
+    before any work, so an unwritable report is not found after the whole evaluation."""
+    from srgrad.upscale_files import prepare_output_folder
+
     if path.suffix.lower() not in REPORT_FORMATS:
         raise ConfigError(f"--report {path}: unknown format {path.suffix or '(no extension)'!r}; "
                           f"use {', '.join(REPORT_FORMATS)}")
+    if path.is_dir():
+        raise DataError(f"--report {path} is a folder; name a {path.suffix} file")
+    try:
+        prepare_output_folder(path.parent)
+    except DataError as exc:
+        raise DataError(f"--report {path}: {exc}") from None
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:

@@ -21,6 +21,7 @@ from srgrad.data.datasets import (
     lr_cache_path,
     resolve_root,
 )
+from srgrad.data.images import read_image, to_8bit
 from srgrad.data.resize import bicubic_downscale
 from srgrad.errors import DataError
 
@@ -100,9 +101,44 @@ def test_a_folder_is_a_dataset(tmp_path):
     save(tmp_path / "mine" / "sub" / "a.jpg")
     (tmp_path / "mine" / "notes.txt").write_text("x")
     pairs = eval_pairs(str(tmp_path / "mine"), 2, tmp_path / "unused")
-    assert [p.name for p in pairs] == ["b", "a"] and all(p.lr_path is None for p in pairs)
+    assert [p.name for p in pairs] == ["b"] and pairs[0].lr_path is None  # subfolders: asked
+    pairs = eval_pairs(str(tmp_path / "mine"), 2, tmp_path / "unused", recursive=True)
+    assert [p.name for p in pairs] == ["b", "sub/a"] and all(p.lr_path is None for p in pairs)
     with pytest.raises(DataError):
         eval_pairs(str(tmp_path / "mine" / "sub" / "nothing"), 2)
+
+
+def test_a_folder_of_subfolders_says_recursive(tmp_path):
+    save(tmp_path / "mine" / "sub" / "a.png")
+    with pytest.raises(DataError, match=r"no images .* found in .*mine \(1 in its subfolders: "
+                                        r"pass --recursive\)"):
+        eval_pairs(str(tmp_path / "mine"), 2)
+
+
+def test_names_that_would_clash_keep_their_suffix(tmp_path):
+    save(tmp_path / "a.png")
+    save(tmp_path / "a.jpg")
+    save(tmp_path / "b.png")
+    assert [p.name for p in eval_pairs(str(tmp_path), 2)] == ["a.jpg", "a.png", "b"]
+
+
+def test_a_folder_in_the_benchmark_layout_is_read_as_one(tmp_path):
+    """HR/ beside LR_bicubic/X2 and X4: the HR images once each, with their LR of the scale
+    (not the LR files as more HR images: 2 images, not 6)."""
+    make_benchmark(tmp_path, "Mine")
+    set_dir = tmp_path / "benchmark" / "Mine"
+    save(set_dir / "LR_bicubic" / "X4" / "img_0x4.png", shape=(6, 7, 3))
+    save(set_dir / "LR_bicubic" / "X4" / "img_1x4.png", shape=(6, 7, 3))
+    pairs = eval_pairs(str(set_dir), 2)
+    assert [(p.name, p.hr_path.parent.name) for p in pairs] == [("img_0", "HR"), ("img_1", "HR")]
+    assert [p.lr_path for p in pairs] == [set_dir / "LR_bicubic" / "X2" / f"img_{i}x2.png"
+                                          for i in range(2)]
+    assert [p.lr_path for p in eval_pairs(str(set_dir), 3)] == [None, None]  # made by bicubic
+    assert len(eval_pairs(str(set_dir), 2, recursive=True)) == 2
+    (set_dir / "HR" / "img_0.png").unlink()
+    (set_dir / "HR" / "img_1.png").unlink()
+    with pytest.raises(DataError, match=r"no images .* found in .*Mine/HR$"):
+        eval_pairs(str(set_dir), 2)
 
 
 def test_lr_of_the_wrong_size_is_a_data_error(tmp_path):
@@ -137,6 +173,61 @@ def test_modes_are_normalised(tmp_path):
     np.testing.assert_array_equal(load_rgb(tmp_path / "g.png"), gray)
     Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(tmp_path / "w.png")
     assert load_rgb(tmp_path / "w.png").max() == 255
+
+
+def test_16bit_is_known_by_the_mode_not_the_values(tmp_path):
+    """A dark 16-bit image (every value <= 255) is still 16-bit: round(x * 255 / 65535)."""
+    wide = np.array([[0, 128, 129, 255], [256, 385, 386, 65535]], np.uint16)
+    Image.fromarray(wide).save(tmp_path / "dark.png")
+    np.testing.assert_array_equal(load_rgb(tmp_path / "dark.png"),
+                                  [[0, 0, 1, 1], [1, 1, 2, 255]])
+    Image.fromarray(wide[:1]).save(tmp_path / "darker.png")  # max 255: was read as 8-bit
+    np.testing.assert_array_equal(load_rgb(tmp_path / "darker.png"), [[0, 0, 1, 1]])
+
+
+def test_one_decoder_for_eval_train_and_upscale(tmp_path):
+    """load_rgb (eval, train) is read_image (upscale) taken to 8 bits, alpha dropped: EXIF
+    orientation applied, 16-bit rounded, palette and transparency as upscale reads them."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.fromarray(save(tmp_path / "x.png", shape=(10, 30, 3))).save(
+        tmp_path / "r.jpg", exif=exif, quality=100)
+    Image.fromarray((np.arange(48).reshape(6, 8) * 1300).astype(np.uint16)).save(
+        tmp_path / "w.png")
+    save(tmp_path / "a.png", mode="RGBA")
+    save(tmp_path / "p.png", mode="P")
+    for name in ("r.jpg", "w.png", "a.png", "p.png"):
+        ours = load_rgb(tmp_path / name)
+        np.testing.assert_array_equal(ours, to_8bit(read_image(tmp_path / name).pixels), name)
+    assert load_rgb(tmp_path / "r.jpg").shape == (30, 10, 3)
+
+
+def test_a_decompression_bomb_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    bomb = tmp_path / "bomb.png"
+    save(bomb, shape=(30, 40, 3))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow's limit, scaled down
+    with pytest.raises(DataError) as info:
+        load_rgb(bomb)
+    message = str(info.value)
+    assert message.startswith(f"{bomb}: 40x30 = 1,200 pixels") and "decompression-bomb" in message
+    assert "--max-pixels" not in message  # eval and train have no such option
+    with pytest.raises(DataError, match="bomb.png"):
+        load_pair(EvalPair("bomb", bomb, None), 2)
+
+
+def test_too_small_images(tmp_path):
+    """Evaluation refuses an HR too small to score, naming it; training gets an empty LR
+    (no cache file) and skips the image as smaller than a patch."""
+    tiny = tmp_path / "tiny.png"
+    save(tiny, shape=(1, 1, 3))
+    with pytest.raises(DataError, match=r"tiny.png: 1x1 pixels is too small to score at x2"):
+        load_pair(EvalPair("tiny", tiny, None), 2)
+    save(tmp_path / "small.png", shape=(15, 40, 3))
+    with pytest.raises(DataError, match=r"small.png: 40x15 pixels .* needs at least 16x16$"):
+        load_pair(EvalPair("small", tmp_path / "small.png", None), 2, min_side=16)
+    assert load_pair(EvalPair("small", tmp_path / "small.png", None), 2)[0].shape == (7, 20, 3)
+    lr = cached_lr(tiny, load_rgb(tiny), 2, tmp_path / "cache")
+    assert lr.shape == (0, 0, 3) and not (tmp_path / "cache").exists()
 
 
 def test_list_images_is_sorted_recursive_and_case_insensitive(tmp_path):

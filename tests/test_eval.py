@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from safetensors.torch import save_file
 
 from srgrad.cli import eval_cmd
 from srgrad.compare import detail_crop
 from srgrad.data.resize import bicubic_downscale, modcrop
 from srgrad.models.registry import build_model, model_config
-from srgrad.models.weights import save_weights
+from srgrad.models.weights import FORMAT, save_weights
 from srgrad.report import REFERENCES
 
 from helpers import CONVENTIONS_DOC, cli_app, error_lines, install_shipped, one_error, runner
@@ -155,6 +156,49 @@ def test_self_ensemble_labels_and_folder_dataset(tmp_path, shipped):
     assert report["results"][0]["dataset"] == str(folder)
 
 
+def test_a_folder_in_the_benchmark_layout_is_scored_as_a_set(tmp_path):
+    """HR/ beside LR_bicubic/X2 and X4: its 2 HR images with their X2 LR, not 6 images."""
+    root = make_set(tmp_path / "data", "Mine")
+    set_dir = root / "benchmark" / "Mine"
+    make_set(tmp_path / "x4", "Mine", scale=4)
+    (tmp_path / "x4" / "benchmark" / "Mine" / "LR_bicubic" / "X4").rename(
+        set_dir / "LR_bicubic" / "X4")
+    paths = [tmp_path / "r.json", tmp_path / "r.md"]
+    result = invoke("--model", "bicubic", "--datasets", set_dir, "--report", paths[0],
+                    "--report", paths[1])
+    assert result.exit_code == 0, result.output
+    report = json.loads(paths[0].read_text())
+    assert [r["image"] for r in report["per_image"]] == ["im0", "im1"]
+    assert report["results"][0]["images"] == 2
+    assert report["sources"] == [{
+        "dataset": str(set_dir), "scale": 2, "images": 2, "hr": str(set_dir / "HR"),
+        "lr": str(set_dir / "LR_bicubic" / "X2"), "lr_given": 2}]
+    line = f"Mine x2: 2 images, HR from {set_dir / 'HR'}; LR from {set_dir / 'LR_bicubic' / 'X2'}"
+    assert line in result.output
+    assert f"- {line}" in paths[1].read_text()
+
+
+def test_subfolders_of_a_plain_folder_only_with_recursive(tmp_path):
+    make_set(tmp_path / "data")
+    folder = tmp_path / "photos"
+    (tmp_path / "data" / "benchmark" / "Set5" / "HR").rename(folder)
+    (folder / "more").mkdir()
+    (folder / "im1.png").rename(folder / "more" / "im1.png")
+    result = invoke("--model", "bicubic", "--datasets", folder, "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert f"skipped: 1 image(s) in subfolders of {folder}; pass --recursive" in result.output
+    assert f"photos x2: 1 image, HR from {folder}; LR made from the HR by MATLAB bicubic" in (
+        result.output)
+    result = invoke("--model", "bicubic", "--datasets", folder, "--recursive",
+                    "--save-images", tmp_path / "sr", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [r["image"] for r in report["per_image"]] == ["im0", "more/im1"]
+    assert "--recursive" in report["command"] and "skipped" not in result.output
+    assert f"photos x2: 2 images, HR from {folder};" in result.output
+    assert (tmp_path / "sr" / "bicubic" / "photos" / "x2" / "more" / "im1.png").is_file()
+
+
 def test_default_datasets_skip_missing_sets(tmp_path):
     root = make_set(tmp_path / "data", "Set14")
     result = invoke("--model", "bicubic", "--root", root)
@@ -181,7 +225,46 @@ def test_unreadable_image_names_the_file(tmp_path):
     bad = root / "benchmark" / "Set5" / "HR" / "im1.png"
     bad.write_bytes(b"not a png")
     result = invoke("--model", "bicubic", "--root", root, "--datasets", "set5")
-    one_error(result, f"cannot read image {bad}")
+    one_error(result, f"{bad}: not an image Pillow can read")
+
+
+@pytest.mark.parametrize("size", [(1, 1), (14, 30)], ids=["1x1", "under-the-ssim-window"])
+def test_an_image_too_small_to_score_names_the_file(tmp_path, size):
+    """x2, convention y: SSIM's 11x11 window after a 2-pixel shave needs 16x16 pixels."""
+    folder = tmp_path / "photos"
+    make_set(tmp_path / "data")
+    (tmp_path / "data" / "benchmark" / "Set5" / "HR").rename(folder)
+    small = folder / "small.png"
+    Image.fromarray(np.zeros(size + (3,), np.uint8)).save(small)
+    line = one_error(invoke("--model", "bicubic", "--datasets", folder),
+                     "too small to score at x2", "at least 16x16")
+    assert line.startswith(f"error: {small}: ")
+
+
+def test_unwritable_report_is_found_before_any_work(tmp_path, monkeypatch):
+    root = make_set(tmp_path / "data")
+    monkeypatch.setattr(eval_cmd, "run_eval", lambda *a, **k: pytest.fail("evaluation ran"))
+    (tmp_path / "file").write_text("a file, not a folder")
+    report = tmp_path / "file" / "r.json"
+    result = invoke("--model", "bicubic", "--root", root, "--datasets", "set5",
+                    "--report", tmp_path / "ok.md", "--report", report)
+    one_error(result, f"--report {report}: output folder {report.parent} is not writable")
+    (tmp_path / "dir.json").mkdir()
+    result = invoke("--model", "bicubic", "--root", root, "--datasets", "set5",
+                    "--report", tmp_path / "dir.json")
+    one_error(result, f"--report {tmp_path / 'dir.json'} is a folder; name a .json file")
+
+
+def test_weights_that_do_not_fit_their_config_are_one_line(tmp_path):
+    config = model_config("sedsr", 2)
+    state = dict(build_model("sedsr", 2).state_dict())
+    state["tail.weight"] = state["tail.weight"][:, :16].contiguous()
+    bad = tmp_path / "bad.safetensors"
+    save_file(state, str(bad), metadata={"format": FORMAT, "config": json.dumps(config.to_dict())})
+    root = make_set(tmp_path / "data")
+    result = invoke("--weights", bad, "--root", root, "--datasets", "set5")
+    one_error(result, f"{bad} does not match its sedsr config: tensor tail.weight has shape "
+                      "[3, 16, 3, 3], the config needs [3, 32, 3, 3]")
 
 
 def test_unknown_model_suggests_closest():

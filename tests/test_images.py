@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -174,3 +176,75 @@ def test_resize_alpha_and_to_pil():
     assert to_pil(rgb(4, 5), up[:4, :5]).mode == "RGBA"
     assert to_pil(rgb(4, 5)[..., 0], alpha).mode == "LA"
     assert resize_alpha(alpha.astype(np.float32), 2).dtype == np.float32
+
+
+def test_an_image_too_large_for_memory_is_one_line(tmp_path, monkeypatch):
+    """The decompression-bomb guard off (max_pixels=None): an image whose pixels would not fit
+    in the memory left is refused before decoding (on Linux its allocation rarely fails: the
+    kernel kills the process instead)."""
+    Image.fromarray(rgb()).save(tmp_path / "a.png")
+    monkeypatch.setattr(images, "available_memory", lambda: 12 * 16 * 4 - 1)
+    with pytest.raises(DataError, match=r"a\.png: 16x12 = 192 pixels is too large to decode "
+                                        r"in memory$"):
+        read_image(tmp_path / "a.png", max_pixels=None)
+    monkeypatch.setattr(images, "available_memory", lambda: 12 * 16 * 4)
+    assert read_image(tmp_path / "a.png", max_pixels=None).size == (16, 12)
+
+
+def test_a_failed_allocation_is_one_line(tmp_path):
+    """Where the allocation of a 100000x100000 image does fail (MemoryError): for real, in a
+    child process whose address space is capped at 1.5 GB."""
+    pytest.importorskip("resource")  # POSIX only
+    bomb = tmp_path / "bomb.png"
+    code = f"""
+import resource, struct, sys, zlib
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
+from srgrad.data import images
+from srgrad.data.images import read_image
+from srgrad.errors import DataError
+images.available_memory = lambda: None  # not known: the allocation is tried
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+rows = zlib.compress(b"\\0" * 300001 * 4)
+Path({str(bomb)!r}).write_bytes(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", ihdr)
+                                + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+try:
+    read_image({str(bomb)!r}, max_pixels=None)
+except DataError as exc:
+    print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (f"{bomb}: 100000x100000 = 10,000,000,000 pixels is too large to "
+                           "decode in memory\n")
+
+
+def test_the_pixel_limit_line_says_what_to_do(tmp_path):
+    Image.fromarray(rgb()).save(tmp_path / "small.png")
+    with pytest.raises(DataError, match=r"\(decompression-bomb guard\); crop it$"):
+        read_image(tmp_path / "small.png", max_pixels=100, hint="crop it")
+
+
+def test_to_8bit_rounds_16_bits_to_the_nearest_level():
+    wide = np.array([0, 128, 129, 257, 385, 386, 65406, 65407, 65535], np.uint16)
+    np.testing.assert_array_equal(images.to_8bit(wide), [0, 0, 1, 1, 1, 2, 254, 255, 255])
+    same = rgb()
+    assert images.to_8bit(same) is same
+    with pytest.raises(TypeError):
+        images.to_8bit(wide.astype(np.float32))
+
+
+@pytest.mark.parametrize(("name", "side", "limit"), [("x.webp", 16384, 16383),
+                                                      ("x.jpg", 65501, 65500)])
+def test_format_size_limits_are_one_line_before_encoding(tmp_path, name, side, limit):
+    pixels = np.zeros((1, side), np.uint8)
+    fmt = "WEBP" if name.endswith("webp") else "JPEG"
+    with pytest.raises(DataError) as info:
+        write_image(tmp_path / name, pixels)
+    assert str(info.value) == (f"{tmp_path / name}: {side}x1 is over {fmt}'s limit of {limit} "
+                               "pixels a side; use --format png")
+    assert list(tmp_path.iterdir()) == []
+    write_image(tmp_path / name, pixels[:, :limit])  # at the limit: written

@@ -10,7 +10,7 @@ from PIL import Image
 
 from srgrad.data.resize import imresize, modcrop
 from srgrad.errors import DataError
-from srgrad.metrics import CONVENTIONS, psnr, rgb_to_y, score, ssim
+from srgrad.metrics import CONVENTIONS, min_side, psnr, rgb_to_y, score, ssim
 
 
 def test_rgb_to_y_golden_values():
@@ -92,6 +92,23 @@ def test_score_shape_mismatch_is_a_one_line_data_error():
     assert "\n" not in str(info.value) and "(38, 40, 3)" in str(info.value)
     with pytest.raises(ValueError):
         score(hr, hr, 2, "ycbcr")
+
+
+def test_images_too_small_for_the_ssim_window_are_a_one_line_data_error():
+    """The 11x11 window over the valid region only: under 11 pixels after the shave there is
+    no SSIM, and no number is made up for it."""
+    assert [min_side(s) for s in (2, 3, 4)] == [16, 18, 20]  # 11 + 2 * shave, modcropped
+    assert min_side(2, "div2k") == 28
+    with pytest.raises(DataError, match=r"^SSIM needs at least 11x11 pixels .* got 12x10$"):
+        ssim(np.zeros((10, 12)), np.zeros((10, 12)))
+    hr = np.zeros((15, 40, 3), np.uint8)
+    with pytest.raises(DataError) as info:
+        score(hr[:14], hr, 2)
+    assert str(info.value) == ("40x14 pixels is too small to score at x2 in the 'y' convention: "
+                               "SSIM's 11x11 window after a 2-pixel shave needs at least 16 "
+                               "pixels a side")
+    big = np.zeros((16, 16, 3), np.uint8)
+    assert score(big, big, 2)[1] == pytest.approx(1.0)  # exactly the window: defined
 
 
 # conventions.md, bicubic rows (Y channel, shave = scale): PSNR dB / SSIM

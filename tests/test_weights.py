@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -10,7 +11,13 @@ from safetensors.torch import save_file
 
 from srgrad.errors import WeightsError
 from srgrad.models.registry import build_model, model_config
-from srgrad.models.weights import load_weights, read_metadata, save_weights
+from srgrad.models.weights import (
+    FORMAT,
+    load_weights,
+    read_config,
+    read_metadata,
+    save_weights,
+)
 
 
 @pytest.fixture
@@ -69,6 +76,43 @@ def test_tensors_that_do_not_match_the_config(tmp_path, saved):
     save_file(state, str(path), metadata=read_metadata_raw(config))
     with pytest.raises(WeightsError, match="does not match its sedsr-grad config"):
         load_weights(path)
+
+
+def test_a_tensor_of_the_wrong_shape_is_one_line(tmp_path, saved):
+    model, config, _ = saved
+    state = dict(model.state_dict())
+    state["head.weight"] = torch.zeros(16, 3, 3, 3)
+    path = tmp_path / "shape.safetensors"
+    save_file(state, str(path), metadata=read_metadata_raw(config))
+    with pytest.raises(WeightsError) as info:
+        load_weights(path)
+    assert str(info.value) == (f"{path} does not match its sedsr-grad config: tensor head.weight "
+                               "has shape [16, 3, 3, 3], the config needs [32, 3, 3, 3]")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"scale": 5}, "has an unsupported scale 5 in its config; srgrad supports x2, x3, x4"),
+    ({"scale": 8}, "has an unsupported scale 8 in its config; srgrad supports x2, x3, x4"),
+    ({"skip": "sideways"}, "has an invalid srgrad config (block skip must be one of ('identity', "
+                           "'gradient', 'convex', 'scaled'), got 'sideways')"),
+    ({"norm": "layer"}, "has an invalid srgrad config (block norm must be one of ('none', "
+                        "'sample', 'pixel'), got 'layer')"),
+    ({"n_feats": 0}, "has an invalid srgrad config (n_feats = 0)"),
+], ids=["x5", "x8", "skip", "norm", "n_feats"])
+def test_an_unsupported_stored_config_is_one_line(tmp_path, saved, change, message):
+    """The config is checked before anything is built, by load_weights and by read_config
+    (what `srgrad eval --weights` reads for the scale)."""
+    model, config, _ = saved
+    data = config.to_dict()
+    for key, value in change.items():
+        (data["block"] if key in data["block"] else data)[key] = value
+    path = tmp_path / "odd.safetensors"
+    save_file(dict(model.state_dict()), str(path),
+              metadata={"format": FORMAT, "config": json.dumps(data)})
+    for load in (load_weights, read_config):
+        with pytest.raises(WeightsError) as info:
+            load(path)
+        assert str(info.value) == f"{path} {message}"
 
 
 def test_missing_file(tmp_path):

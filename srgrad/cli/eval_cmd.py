@@ -1,7 +1,11 @@
 """`srgrad eval`: score bicubic and models on the benchmarks, side by side, in one convention.
 
-Exit codes: 0 done, 2 bad options, a missing data set or model, or an unreadable image
-(one line each, nothing half-written: reports and images are written atomically).
+Exit codes: 0 done, 2 bad options, a missing data set or model, an unwritable --report, or an
+unreadable or too small image (one line each, nothing half-written: reports and images are
+written atomically).
+
+Images are decoded as `srgrad upscale` decodes them (EXIF orientation applied) and scored on
+8 bits: a 16-bit file is rounded to 8 bits first (datasets.load_rgb).
 """
 
 from __future__ import annotations
@@ -53,15 +57,16 @@ def _default_models(scales: list[int]) -> list[str]:
 
 
 def _command(names: list[str], weights: list[Path], scales: list[int], datasets: list[str],
-             root: Path | None, convention: str, self_ensemble: bool, tile: int | None,
-             device: str, precision: str, reports: list[Path], save_images: Path | None,
-             compare: Path | None) -> str:
+             recursive: bool, root: Path | None, convention: str, self_ensemble: bool,
+             tile: int | None, device: str, precision: str, reports: list[Path],
+             save_images: Path | None, compare: Path | None) -> str:
     """The canonical command line of this evaluation (recorded in the reports)."""
     args = ["srgrad", "eval"]
     args += ["--model", ",".join(names)] if names else []
     for w in weights:
         args += ["--weights", str(w)]
     args += ["--scale", ",".join(map(str, scales)), "--datasets", ",".join(datasets)]
+    args += ["--recursive"] if recursive else []
     args += ["--root", str(root)] if root else []
     args += ["--convention", convention] + (["--self-ensemble"] if self_ensemble else [])
     args += (["--tile", str(tile)] if tile else []) + ["--device", device]
@@ -90,8 +95,12 @@ def evaluate(
     ),
     datasets: str | None = typer.Option(
         None, "--datasets", "-d", show_default=False,
-        help="Comma-separated: set5, set14, b100, urban100, div2k-valid or an image folder. "
-        "Default: the four benchmarks that are present under the root.",
+        help="Comma-separated: set5, set14, b100, urban100, div2k-valid or a folder: one "
+        "with HR/ (and LR_bicubic/X<scale>/) is read as a benchmark set, any other gives its "
+        "images as HR. Default: the four benchmarks that are present under the root.",
+    ),
+    recursive: bool = typer.Option(
+        False, "--recursive", help="Also score the images in the subfolders of image folders.",
     ),
     root: Path | None = typer.Option(
         None, "--root", help="Data root (default $SRGRAD_DATA, else datasets/).", show_default=False
@@ -125,6 +134,7 @@ def evaluate(
 ) -> None:
     """Score models on benchmark sets (PSNR/SSIM) beside the published reference numbers."""
     from srgrad.report import check_report_path, print_tables, write_report
+    from srgrad.upscale_files import prepare_output_folder
 
     if convention not in CONVENTIONS:
         raise ConfigError(f"--convention must be one of {', '.join(CONVENTIONS)}, "
@@ -134,6 +144,9 @@ def evaluate(
     reports = list(report or [])
     for path in reports:
         check_report_path(path)
+    for folder in (save_images, compare):
+        if folder is not None:
+            prepare_output_folder(folder)
     from srgrad.infer import resolve_device
     from srgrad.models.precision import resolve_precision
 
@@ -151,12 +164,13 @@ def evaluate(
     check_available(specs, scales)
     set_names = _split([datasets]) if datasets else list(DEFAULT_DATASETS)
     skipped: list[str] = []
-    data = dataset_specs(set_names, scales, root, explicit=datasets is not None, skipped=skipped)
+    data = dataset_specs(set_names, scales, root, explicit=datasets is not None, skipped=skipped,
+                         recursive=recursive)
     for line in skipped:
         print_labelled("skipped: ", "yellow", line)
-    command = _command(names, list(weights or []), scales, [d.key for d in data], root,
-                       convention, self_ensemble, tile, device, precision, reports, save_images,
-                       compare)
+    command = _command(names, list(weights or []), scales, [d.key for d in data], recursive,
+                       root, convention, self_ensemble, tile, device, precision, reports,
+                       save_images, compare)
     run = EvalRun(convention, scales, specs, data, self_ensemble, dev, resolved)
     total = sum(len(d.pairs[s]) for d in data for s in scales)
     elapsed = _run_with_progress(run, total, tile, save_images, compare)
@@ -177,9 +191,10 @@ def _run_with_progress(run: EvalRun, total: int, tile: int | None, save_images: 
                  outputs: dict[str, tuple[np.ndarray, ImageScore]]) -> None:
         if save_images is not None:
             for label, (sr, _score) in outputs.items():
-                folder = save_images / label / data.label / f"x{scale}"
-                folder.mkdir(parents=True, exist_ok=True)
-                write_image(folder / f"{image.name}.png", sr)
+                # image.name may hold subfolders (--recursive)
+                path = save_images / label / data.label / f"x{scale}" / f"{image.name}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_image(path, sr)
         if compare is not None:
             write_compare(compare, data.label, scale, image, outputs, run.convention)
 

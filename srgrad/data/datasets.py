@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from srgrad.data.images import read_image, to_8bit
 from srgrad.data.resize import RESIZE_VERSION, bicubic_downscale, modcrop
 from srgrad.errors import DataError
 from srgrad.fileio import atomic_path
@@ -39,40 +40,44 @@ def resolve_root(root: str | Path | None = None) -> Path:
     return Path(root or os.environ.get(DATA_ENV) or DEFAULT_ROOT).expanduser()
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted), skipping hidden files."""
+def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Image files in ``folder`` (and its subfolders if ``recursive``; sorted), skipping
+    hidden files."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     return sorted(
         p
-        for p in folder.rglob("*")
+        for p in (folder.rglob("*") if recursive else folder.iterdir())
         if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
     )
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image to uint8: HxWx3 RGB, or HxW for grayscale files.
+def folder_images(folder: str | Path, recursive: bool = False) -> tuple[list[Path], int]:
+    """The images of a plain folder (directly in it, or at any depth if ``recursive``) and
+    how many images its subfolders hold that were left out."""
+    every = list_images(folder)
+    found = every if recursive else [p for p in every if p.parent == Path(folder)]
+    return found, len(every) - len(found)
 
-    Palette, alpha and CMYK images become RGB; 16-bit grayscale is scaled to 8 bits.
+
+def is_benchmark_layout(folder: str | Path) -> bool:
+    """A set laid out as the benchmarks are: ``HR/`` beside ``LR_bicubic/X<scale>/``."""
+    return (Path(folder) / "HR").is_dir()
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """The 8-bit pixels that evaluation and training use: HxWx3 RGB, or HxW for grayscale.
+
+    Decoded by images.read_image, the decoder of `srgrad upscale` (EXIF orientation applied,
+    palette and CMYK made RGB, Pillow's pixel limit), then alpha is dropped (scores and
+    training see the colour only) and 16-bit files, 16-bit by their mode whatever their
+    values, are rounded to 8 bits (images.to_8bit): benchmark scores are defined on 8-bit
+    images, so a 16-bit HR is scored as its nearest 8-bit image.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16L", "I;16B", "I"):
-                wide = np.asarray(im, dtype=np.float64)
-                scale = 257.0 if wide.max() > 255 else 1.0
-                return np.clip(np.floor(wide / scale + 0.5), 0, 255).astype(np.uint8)
-            if im.mode == "LA":
-                im = im.convert("L")
-            elif im.mode != "L":
-                im = im.convert("RGB")
-            return np.asarray(im, dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise DataError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from None
+    picture = read_image(path, hint="evaluation and training take images up to that size; "
+                                     "downscale or crop it")
+    return to_8bit(picture.pixels)
 
 
 def _missing(label: str, where: Path, root: Path, what: str) -> DataError:
@@ -82,30 +87,50 @@ def _missing(label: str, where: Path, root: Path, what: str) -> DataError:
     )
 
 
-def eval_pairs(name: str, scale: int, root: str | Path | None = None) -> list[EvalPair]:
-    """The (HR, LR) files of a benchmark set, DIV2K validation, or a folder of HR images."""
+def _image_names(paths: list[Path], folder: Path) -> list[str]:
+    """Each image's path below ``folder`` without its suffix, or with it where two would
+    otherwise share a name (a.png and a.jpg)."""
+    rel = [p.relative_to(folder) for p in paths]
+    names = [r.with_suffix("").as_posix() for r in rel]
+    return [r.as_posix() if names.count(n) > 1 else n for r, n in zip(rel, names, strict=True)]
+
+
+def _folder_pairs(folder: Path, recursive: bool) -> list[EvalPair]:
+    paths, left_out = folder_images(folder, recursive)
+    if not paths:
+        deeper = f" ({left_out} in its subfolders: pass --recursive)" if left_out else ""
+        raise DataError(f"no images (png/jpg/bmp/tif/webp) found in {folder}{deeper}")
+    return [EvalPair(n, p, None) for n, p in zip(_image_names(paths, folder), paths, strict=True)]
+
+
+def eval_pairs(name: str, scale: int, root: str | Path | None = None,
+               recursive: bool = False) -> list[EvalPair]:
+    """The (HR, LR) files of a benchmark set, DIV2K validation, or a folder: one in the
+    benchmark layout (HR/ and LR_bicubic/X<scale>/) is read as a benchmark set; any other
+    folder gives its images as HR, its subfolders' too only if ``recursive``. An HR without
+    its LR file gets an LR made by bicubic_downscale."""
     root = resolve_root(root)
     key = name.lower()
     if key == "div2k-valid":
         hr_dir = root / "DIV2K" / "DIV2K_valid_HR"
         lr_dir = root / "DIV2K" / "DIV2K_valid_LR_bicubic" / f"X{scale}"
-        label, what = "DIV2K validation", "div2k"
+        missing = _missing("DIV2K validation", hr_dir, root, "div2k")
     elif key in BENCHMARKS:
         set_dir = root / "benchmark" / BENCHMARKS[key]
         hr_dir, lr_dir = set_dir / "HR", set_dir / "LR_bicubic" / f"X{scale}"
-        label, what = BENCHMARKS[key], "benchmark"
+        missing = _missing(BENCHMARKS[key], set_dir, root, "benchmark")
     else:
         folder = Path(name)
         if not folder.is_dir():
             known = ", ".join(BENCHMARKS)
             raise DataError(f"unknown dataset {name!r}: use one of {known} or an image folder")
-        paths = list_images(folder)
-        if not paths:
-            raise DataError(f"no images (png/jpg/bmp/tif/webp) found in {folder}")
-        return [EvalPair(p.stem, p, None) for p in paths]
+        if not is_benchmark_layout(folder):
+            return _folder_pairs(folder, recursive)
+        hr_dir, lr_dir = folder / "HR", folder / "LR_bicubic" / f"X{scale}"
+        missing = DataError(f"no images (png/jpg/bmp/tif/webp) found in {hr_dir}")
     paths = list_images(hr_dir)
     if not paths:
-        raise _missing(label, hr_dir if key == "div2k-valid" else hr_dir.parent, root, what)
+        raise missing
     pairs = []
     for p in paths:
         lr = lr_dir / f"{p.stem}x{scale}.png"
@@ -113,9 +138,17 @@ def eval_pairs(name: str, scale: int, root: str | Path | None = None) -> list[Ev
     return pairs
 
 
-def load_pair(pair: EvalPair, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """(LR, HR) uint8 arrays; HR modcropped to ``scale``, LR made by bicubic if not on disk."""
-    hr = modcrop(load_rgb(pair.hr_path), scale)
+def load_pair(pair: EvalPair, scale: int, min_side: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(LR, HR) uint8 arrays; HR modcropped to ``scale``, LR made by bicubic if not on disk.
+
+    An HR under ``min_side`` pixels a side (a multiple of the scale, as metrics.min_side; at
+    least one LR pixel in any case) is refused, naming the file."""
+    hr = load_rgb(pair.hr_path)
+    need = max(min_side, scale)
+    if min(hr.shape[:2]) < need:
+        raise DataError(f"{pair.hr_path}: {hr.shape[1]}x{hr.shape[0]} pixels is too small to "
+                        f"score at x{scale}; it needs at least {need}x{need}")
+    hr = modcrop(hr, scale)
     if pair.lr_path is None:
         return bicubic_downscale(hr, scale), hr
     lr = load_rgb(pair.lr_path)
@@ -175,6 +208,8 @@ def cached_lr(
     target = lr_cache_path(hr_path, scale, cache_dir)
     hr = modcrop(hr_array, scale)
     expected = (hr.shape[0] // scale, hr.shape[1] // scale) + hr.shape[2:]
+    if 0 in expected:  # under one LR pixel: nothing to cache (training skips it as too small)
+        return np.zeros(expected, np.uint8)
     if target.is_file():
         try:
             lr = load_rgb(target)

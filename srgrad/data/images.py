@@ -9,11 +9,16 @@ Reading (`read_image`):
   8-bit RGB: that precision is lost before srgrad sees the pixels.
 - The ICC profile travels in `Picture.icc` to the written output.
 - A decompression-bomb guard: images over `max_pixels` (default: Pillow's own limit) are refused
-  before their pixels are decoded.
+  before their pixels are decoded. With the guard off (0), an image whose pixels would not fit
+  in the memory left (RAM and swap) is refused with its size before decoding, and so is one
+  whose allocation fails (MemoryError).
 - Every file is fully decoded (`.load()`), so a truncated file fails here, not half-way later.
+- This is the one decoder: `srgrad upscale` uses it as it is; evaluation and training read
+  through `datasets.load_rgb`, which takes its pixels to 8 bits with `to_8bit`.
 
 Writing (`write_image`) goes to a temporary file in the destination folder and is renamed into
-place, so an output file is either complete or absent.
+place, so an output file is either complete or absent. Sizes over a format's limit (WebP 16383,
+JPEG 65500 pixels a side) fail with one line before anything is encoded.
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".p
 PNG_LEVEL = 1
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 SUFFIX_OF_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+# Largest side each format can store (libwebp's WEBP_MAX_DIMENSION, libjpeg's
+# JPEG_MAX_DIMENSION); Pillow fails on larger ones only once encoding starts.
+MAX_SIDE = {"WEBP": 16383, "JPEG": 65500}
+MAX_PIXELS_HINT = "pass --max-pixels N to allow it"
 
 _limit_lock = threading.Lock()
 
@@ -85,8 +94,42 @@ def _reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def read_image(path: str | Path, max_pixels: int | None = -1) -> Picture:
-    """Decode `path` into a Picture. max_pixels: -1 = Pillow's limit, None or 0 = no limit."""
+def _too_large(path: Path, size: tuple[int, int] | None) -> DataError:
+    if size is None:
+        return DataError(f"{path}: too large to decode in memory")
+    width, height = size
+    return DataError(f"{path}: {width}x{height} = {width * height:,} pixels is too large to "
+                     "decode in memory")
+
+
+def available_memory() -> int | None:
+    """Bytes that can still be allocated, RAM and swap (Linux), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            info = dict(line.split(":", 1) for line in handle if ":" in line)
+        return sum(int(info[k].split()[0]) * 1024 for k in ("MemAvailable", "SwapFree"))
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _check_size(path: Path, im: Image.Image, max_pixels: int | None, hint: str) -> None:
+    """Refuse, before decoding, an image over `max_pixels` or one whose pixels cannot fit in
+    memory: on Linux the allocation of such an image rarely fails; the decoder fills it until
+    the kernel kills the process (other jobs with it, possibly)."""
+    width, height = im.size
+    if max_pixels and width * height > max_pixels:
+        raise DataError(f"{path}: {width}x{height} = {width * height:,} pixels is over the "
+                        f"{max_pixels:,} pixel limit (decompression-bomb guard); {hint}")
+    free = available_memory()
+    per_pixel = 1 if im.mode in ("1", "L", "P") else 2 if im.mode.startswith("I;16") else 4
+    if free is not None and width * height * per_pixel > free:
+        raise _too_large(path, im.size)
+
+
+def read_image(path: str | Path, max_pixels: int | None = -1, hint: str = MAX_PIXELS_HINT
+               ) -> Picture:
+    """Decode `path` into a Picture. max_pixels: -1 = Pillow's limit, None or 0 = no limit;
+    `hint`: what the error line for an image over the limit tells the user to do."""
     path = Path(path)
     if max_pixels == -1:
         max_pixels = default_max_pixels()
@@ -96,23 +139,21 @@ def read_image(path: str | Path, max_pixels: int | None = -1) -> Picture:
         raise DataError(f"{path}: is a folder, not an image")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
+    size: tuple[int, int] | None = None
     try:
         with _pillow_limit_off(), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                width, height = im.size
-                if max_pixels and width * height > max_pixels:
-                    raise DataError(
-                        f"{path}: {width}x{height} = {width * height:,} pixels is over the "
-                        f"{max_pixels:,} pixel limit (decompression-bomb guard); "
-                        "pass --max-pixels N to allow it"
-                    )
+                size = im.size
+                _check_size(path, im, max_pixels, hint)
                 im.load()  # decode everything now: truncated files fail here
                 fmt = im.format
                 im = ImageOps.exif_transpose(im)
                 picture = from_pil(im, source=str(path))
     except DataError:
         raise
+    except MemoryError:  # where an allocation does fail (ulimit -v, other systems)
+        raise _too_large(path, size) from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -168,6 +209,16 @@ def from_pil(im: Image.Image, source: str = "image") -> Picture:
     return Picture(np.ascontiguousarray(arr), None, icc)
 
 
+def to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels as they are; uint16 (16-bit by the file's mode) rounded to the nearest of
+    256 levels, round(x * 255 / 65535), so 0 and 65535 stay black and white."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype != np.uint16:
+        raise TypeError(f"to_8bit expects uint8 or uint16 pixels, got {pixels.dtype}")
+    return np.rint(pixels / 257.0).astype(np.uint8)  # 65535 / 255 = 257 exactly; no ties
+
+
 def to_pil(pixels: np.ndarray, alpha: np.ndarray | None = None, icc: bytes | None = None
            ) -> Image.Image:
     """Inverse of from_pil: uint8 gray/RGB (+ alpha) or uint16 gray -> PIL image."""
@@ -179,8 +230,7 @@ def to_pil(pixels: np.ndarray, alpha: np.ndarray | None = None, icc: bytes | Non
         if pixels.dtype != np.uint8:
             raise TypeError(f"to_pil expects uint8 or uint16 pixels, got {pixels.dtype}")
         if alpha is not None:
-            a = alpha if alpha.dtype == np.uint8 else (alpha.astype(np.float64) / 257).round()
-            arr = np.dstack([pixels, a.astype(np.uint8)])
+            arr = np.dstack([pixels, to_8bit(alpha)])
             im = Image.fromarray(arr, "LA" if pixels.ndim == 2 else "RGBA")
         else:
             im = Image.fromarray(pixels)
@@ -209,9 +259,13 @@ def output_format(name: str | None, path: Path) -> str:
 
 
 def _prepare(image: Image.Image, fmt: str, path: Path) -> Image.Image:
-    if fmt in ("JPEG", "WEBP") and image.mode.startswith("I"):
-        arr = np.asarray(image).astype(np.float64) / 257  # 16-bit -> 8-bit for 8-bit formats
-        image = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
+    width, height = image.size
+    if fmt in MAX_SIDE and max(width, height) > MAX_SIDE[fmt]:
+        raise DataError(f"{path}: {width}x{height} is over {fmt}'s limit of {MAX_SIDE[fmt]} "
+                        "pixels a side; use --format png")
+    if fmt in ("JPEG", "WEBP") and image.mode.startswith("I"):  # 8-bit formats get 8 bits
+        wide = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+        image = Image.fromarray(to_8bit(wide))
     if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
         raise DataError(f"{path}: JPEG cannot store transparency; use --format png or webp")
     return image

@@ -16,7 +16,14 @@ from torch import nn
 
 from srgrad.errors import WeightsError
 from srgrad.fileio import atomic_path
-from srgrad.models.registry import MODELS, ModelConfig, build, count_parameters, model_config
+from srgrad.models.registry import (
+    MODELS,
+    SCALES,
+    ModelConfig,
+    build,
+    count_parameters,
+    model_config,
+)
 
 FORMAT = "srgrad-weights/1"
 
@@ -57,13 +64,49 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def load_weights(path: str | Path, scale: int | None = None) -> tuple[nn.Module, ModelConfig]:
-    """Rebuild the model a weights file describes and load its tensors (eval mode, CPU)."""
+def read_config(path: str | Path) -> ModelConfig:
+    """The model config a weights file stores, checked: one WeightsError line naming the file
+    for a config srgrad cannot build (unknown fields, an unsupported scale, skip, norm...)."""
     meta = read_metadata(path)
     try:
         config = ModelConfig.from_dict(meta["config"])
+        config.block.validate()
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{path} has an invalid srgrad config ({exc})") from None
+    if not isinstance(config.scale, int) or config.scale not in SCALES:
+        raise WeightsError(f"{path} has an unsupported scale {config.scale!r} in its config; "
+                           f"srgrad supports {', '.join(f'x{s}' for s in SCALES)}")
+    for name in ("n_blocks", "n_feats", "n_colors"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise WeightsError(f"{path} has an invalid srgrad config ({name} = {value!r})")
+    return config
+
+
+def _check_tensors(path: str | Path, config: ModelConfig, model: nn.Module,
+                   state: dict[str, Any]) -> None:
+    """Every tensor the config's model has, with its shape, and no others."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise WeightsError(f"{path} does not match its {config.name} config ({what})")
+    wrong = [k for k, v in expected.items() if state[k].shape != v.shape]
+    if wrong:
+        key, more = wrong[0], f" and {len(wrong) - 1} more" if len(wrong) > 1 else ""
+        raise WeightsError(
+            f"{path} does not match its {config.name} config: tensor {key} has shape "
+            f"{list(state[key].shape)}, the config needs {list(expected[key].shape)}{more}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise WeightsError(f"{path} holds NaN/inf values (in {bad[0]}), as a diverged training "
+                           "run leaves them; use other weights or retrain with a lower --lr")
+
+
+def load_weights(path: str | Path, scale: int | None = None) -> tuple[nn.Module, ModelConfig]:
+    """Rebuild the model a weights file describes and load its tensors (eval mode, CPU)."""
+    config = read_config(path)
     if scale is not None and scale != config.scale:
         raise WeightsError(
             f"{path} holds a x{config.scale} {config.name} model, not x{scale}; "
@@ -74,14 +117,8 @@ def load_weights(path: str | Path, scale: int | None = None) -> tuple[nn.Module,
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise WeightsError(f"{path} is corrupt ({str(exc).splitlines()[0]})") from None
-    bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
-    if bad:
-        raise WeightsError(f"{path} holds NaN/inf values (in {bad[0]}), as a diverged training "
-                           "run leaves them; use other weights or retrain with a lower --lr")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise WeightsError(f"{path} does not match its {config.name} config ({what})")
+    _check_tensors(path, config, model, state)
+    model.load_state_dict(state)
     model.eval()
     return model, config
 
