@@ -23,10 +23,11 @@ same dtype. It runs under `torch.inference_mode()` and handles:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -274,64 +275,86 @@ def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
     progress: called as progress(tiles_done, tiles_total) after each tile.
     value_range: the value of white, overriding the rule above (see `white_level`).
     """
-    arr = np.asarray(lr)
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
-        raise DataError(f"expected an HxW or HxWx3 image, got shape {arr.shape}")
-    if not (arr.dtype in (np.uint8, np.uint16) or np.issubdtype(arr.dtype, np.floating)):
-        raise DataError(f"expected uint8, uint16 or float pixels, got {arr.dtype}")
+    arr = _checked_image(lr)
     overlap = tile_overlap(model)
     check_tile(tile, overlap)
     dev = resolve_device(device, model)
     precision = resolve_precision(precision or getattr(model, "precision", "fp32"), dev)
     model.to(dev).eval()
-    # The switch to the analytic g is undone afterwards: a model being trained with
-    # grad_impl="autograd" (validation runs through here) must keep its setting.
-    previous = {b: b.grad_impl for b in model.modules() if isinstance(b, GradResidualBlock)}
-    exact_mode = use_analytic_grad(model)
-    own_precision = getattr(model, "precision", None)
-    if own_precision is not None:
-        model.precision = "fp32"  # the autocast below rules; the model's own is restored after
-    try:
+    with _inference_state(model) as exact_mode:
         scale = model_scale(model)
         height, width = arr.shape[:2]
         if tile is None:
-            if memory_budget is None:
-                memory_budget = MEMORY_BUDGET
-                if dev.type == "cuda":  # half of what is free, counting PyTorch's cached blocks
-                    cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
-                    memory_budget = (torch.cuda.mem_get_info(dev)[0] + cached) // 2
-            tile = auto_tile(model, height, width, scale, overlap, memory_budget, precision)
+            budget = memory_budget or _default_budget(dev)
+            tile = auto_tile(model, height, width, scale, overlap, budget, precision)
         tiles = plan_tiles(height, width, tile)
         if len(tiles) > 1 and _sample_norm(model):
             warnings.warn("per-sample normalization makes tiled output differ from whole-image "
                           "output", stacklevel=2)
-        gray = arr.ndim == 2 or arr.shape[2] == 1
         white = white_level(arr, value_range)
-        factor = 255 / white
-        channels = arr.shape[2:] if gray else (3,)
+        channels = arr.shape[2:] if arr.ndim == 2 or arr.shape[2] == 1 else (3,)
         out = np.empty((height * scale, width * scale) + channels, arr.dtype)
-        s = scale
         with torch.inference_mode() if exact_mode else torch.no_grad():
-            for done, (y0, y1, x0, x1) in enumerate(tiles, start=1):
-                py0, py1 = max(0, y0 - overlap), min(height, y1 + overlap)
-                px0, px1 = max(0, x0 - overlap), min(width, x1 + overlap)
-                patch = np.asarray(arr[py0:py1, px0:px1], dtype=np.float32) * factor
-                patch = patch.reshape(py1 - py0, px1 - px0, -1).transpose(2, 0, 1)
-                x = torch.from_numpy(np.ascontiguousarray(patch))[None].to(dev)
-                y = _guarded(model, x.expand(1, 3, -1, -1) if gray else x, self_ensemble,
-                             precision)
-                y = y[0, :, (y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s]
-                y = y.permute(1, 2, 0)
-                y = y.mean(2, keepdim=arr.ndim == 3) if gray else y
-                out[y0 * s:y1 * s, x0 * s:x1 * s] = _to_output(y.cpu().numpy(), out.dtype, white)
+            for done, core in enumerate(tiles, start=1):
+                _upscale_tile(model, arr, out, core, overlap, scale, white, dev,
+                              self_ensemble, precision)
                 if progress is not None:
                     progress(done, len(tiles))
         return out
+
+
+def _checked_image(lr: np.ndarray) -> np.ndarray:
+    arr = np.asarray(lr)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3)):
+        raise DataError(f"expected an HxW or HxWx3 image, got shape {arr.shape}")
+    if not (arr.dtype in (np.uint8, np.uint16) or np.issubdtype(arr.dtype, np.floating)):
+        raise DataError(f"expected uint8, uint16 or float pixels, got {arr.dtype}")
+    return arr
+
+
+@contextlib.contextmanager
+def _inference_state(model: nn.Module) -> Iterator[bool]:
+    """The model switched to the analytic g and to no precision of its own (the caller's
+    autocast rules); both restored after, since a model being trained with
+    grad_impl="autograd" (validation runs through here) must keep its setting. Yields
+    whether every block can run under inference_mode."""
+    previous = {b: b.grad_impl for b in model.modules() if isinstance(b, GradResidualBlock)}
+    own_precision = getattr(model, "precision", None)
+    exact_mode = use_analytic_grad(model)
+    if own_precision is not None:
+        model.precision = "fp32"
+    try:
+        yield exact_mode
     finally:
         for block, impl in previous.items():
             block.grad_impl = impl
         if own_precision is not None:
             model.precision = own_precision
+
+
+def _default_budget(dev: torch.device) -> int:
+    if dev.type != "cuda":
+        return MEMORY_BUDGET
+    # half of what is free, counting PyTorch's cached blocks
+    cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+    return (torch.cuda.mem_get_info(dev)[0] + cached) // 2
+
+
+def _upscale_tile(model: nn.Module, arr: np.ndarray, out: np.ndarray,
+                  core: tuple[int, int, int, int], overlap: int, s: int, white: float,
+                  dev: torch.device, self_ensemble: bool, precision: str) -> None:
+    """Run the model on one core region plus its overlap and write the core's output."""
+    (y0, y1, x0, x1), (height, width) = core, arr.shape[:2]
+    py0, py1 = max(0, y0 - overlap), min(height, y1 + overlap)
+    px0, px1 = max(0, x0 - overlap), min(width, x1 + overlap)
+    patch = np.asarray(arr[py0:py1, px0:px1], dtype=np.float32) * (255 / white)
+    patch = patch.reshape(py1 - py0, px1 - px0, -1).transpose(2, 0, 1)
+    x = torch.from_numpy(np.ascontiguousarray(patch))[None].to(dev)
+    gray = x.shape[1] == 1
+    y = _guarded(model, x.expand(1, 3, -1, -1) if gray else x, self_ensemble, precision)
+    y = y[0, :, (y0 - py0) * s:(y1 - py0) * s, (x0 - px0) * s:(x1 - px0) * s].permute(1, 2, 0)
+    y = y.mean(2, keepdim=arr.ndim == 3) if gray else y
+    out[y0 * s:y1 * s, x0 * s:x1 * s] = _to_output(y.cpu().numpy(), out.dtype, white)
 
 
 def _resolve_model(model: Any, scale: int, device: Any) -> nn.Module:
