@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srgrad.data.images import IMAGE_SUFFIXES, read_image, to_8bit
+from srgrad.data.images import DATASET_SUFFIXES, read_image, to_8bit
 from srgrad.data.resize import RESIZE_VERSION, bicubic_downscale, modcrop
 from srgrad.errors import DataError
 from srgrad.fileio import atomic_path
@@ -48,7 +48,7 @@ def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
     return sorted(
         p
         for p in (folder.rglob("*") if recursive else folder.iterdir())
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        if p.suffix.lower() in DATASET_SUFFIXES and not p.name.startswith(".") and p.is_file()
     )
 
 

@@ -41,6 +41,9 @@ from srgrad.fileio import atomic_path
 # Suffixes picked up when walking a folder (explicit file arguments may have any suffix).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm",
                   ".pnm", ".tga", ".gif")
+# Data-set folders (training and evaluation) take only the photographic formats: a GIF or
+# PNM/TGA file there is more likely a stray than a high-resolution image.
+DATASET_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # PNG's zlib level. Pillow's default, 6, spent 10.4 s encoding one 3840x3840 output against
 # 1.6 s at level 1 for a file 16% larger (20.4 vs 23.7 MB; docs/benchmarks.md): for an
 # upscaler whose outputs are large, level 1 is the default (OpenCV's as well); --png-level 9
