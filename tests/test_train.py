@@ -71,6 +71,11 @@ def base_args(data: Path, out: Path, iters: int = 24) -> list[str]:
     ]
 
 
+def without(args: list[str], flag: str) -> list[str]:
+    i = args.index(flag)
+    return args[:i] + args[i + 2 :]
+
+
 def srgrad_cmd(args: list[str], kill_at_sample: int | None = None, threads: int = 1) -> list[str]:
     """Run srgrad in a fresh interpreter; optionally SIGKILL itself at the n-th batch drawn."""
     code = f"""
@@ -222,7 +227,8 @@ def test_resume_errors_and_nothing_overwritten(tmp_path):
     assert "--resume" in line
     other = base_args(data, run, iters=8) + ["--resume"]
     other[other.index("sedsr-grad")] = "sedsr"
-    assert "checkpoint of sedsr-grad x2" in one_line_error(runner.invoke(app, other))
+    line = one_line_error(runner.invoke(app, other))
+    assert "--model differs" in line and "saved 'sedsr-grad', given 'sedsr'" in line, line
     assert (run / "last.pt").read_bytes() == before
 
 
@@ -343,3 +349,50 @@ def test_divergence_is_reported_at_its_first_step_and_keeps_the_last_good_checkp
     assert all(t.isfinite().all() for t in state["model"].values())
     assert not list(run.glob("*.safetensors"))
     assert [step for step, _ in losses(run)] == ["2", "4", "6"]
+
+
+def test_default_validation_is_a_holdout_of_the_training_images(tmp_path, monkeypatch):
+    """`srgrad train --data X` without --val validates on holdout:20 of X: no test set, none
+    needed on the machine."""
+    monkeypatch.setenv("SRGRAD_DATA", str(tmp_path / "no-datasets-here"))
+    data = make_images(tmp_path / "data", count=22, size=(24, 24))
+    result = runner.invoke(app, without(base_args(data, tmp_path / "run", iters=2), "--val"))
+    assert result.exit_code == 0, result.output
+    assert "test set" not in result.output
+    card = json.loads((tmp_path / "run" / "model_card.json").read_text())
+    assert card["val"] == "holdout:20" and card["val_is_test_set"] is False
+    assert card["val_last_psnr"] is not None
+    few = without(base_args(make_images(tmp_path / "few"), tmp_path / "r2"), "--val")
+    line = one_line_error(runner.invoke(app, few))
+    assert "holdout:20 leaves no training images: only 4 found" in line and "--val none" in line
+
+
+def test_validation_on_a_test_set_is_noted(tmp_path):
+    root = tmp_path / "root"
+    make_images(root / "benchmark" / "Set5" / "HR", count=2, size=(24, 24))
+    data = make_images(tmp_path / "data")
+    args = base_args(data, tmp_path / "run", iters=2)
+    args[args.index("--val") + 1] = "set5"
+    result = runner.invoke(app, args + ["--val-root", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "note: --val set5 is a test set" in result.output
+    card = json.loads((tmp_path / "run" / "model_card.json").read_text())
+    assert card["val"] == "set5" and card["val_is_test_set"] is True
+
+
+def test_train_help_shows_the_config_defaults_and_no_bool_metavar():
+    from srgrad.train.config import TrainConfig
+
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    lines = {line.split()[1]: line for line in result.output.splitlines()
+             if line.startswith("│ --")}
+    defaults = TrainConfig()
+    for flag, value in (("--iters", defaults.iters), ("--val", defaults.val),
+                        ("--lr", defaults.lr), ("--precision", defaults.precision),
+                        ("--data", defaults.data[0]), ("--log-every", defaults.log_every)):
+        assert f"[default: {value}]" in lines[flag], lines[flag]
+    assert "TOML file with [train] keys" in lines["--config"]
+    for flag in ("--resume", "--compile", "--quiet", "--freeze-alpha", "--grad-through"):
+        assert "<bool>" not in lines[flag], lines[flag]
+    assert "--iters, --time-limit" in result.output  # what --resume may change

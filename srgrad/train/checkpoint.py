@@ -35,15 +35,19 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: Path, model_name: str, scale: int) -> dict[str, Any]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise WeightsError(f"--resume: no checkpoint at {path}; start without --resume")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged file
         raise WeightsError(
             f"{path} is not a readable srgrad checkpoint ({type(exc).__name__})"
         ) from None
+
+
+def load_checkpoint(path: Path, model_name: str, scale: int) -> dict[str, Any]:
+    payload = read_checkpoint(path)
     config = payload.get("config", {})
     if config.get("model") != model_name or config.get("scale") != scale:
         raise WeightsError(
@@ -51,3 +55,25 @@ def load_checkpoint(path: Path, model_name: str, scale: int) -> dict[str, Any]:
             f"not {model_name} x{scale}; use another --out or the matching --model/--scale"
         )
     return payload
+
+
+def gather_to_main(local: Any, world: int) -> list[Any] | None:
+    """Every rank's `local`, in rank order, on rank 0 (None on the others)."""
+    if world == 1:
+        return [local]
+    gathered = [None] * world if torch.distributed.get_rank() == 0 else None
+    torch.distributed.gather_object(local, gathered, dst=0)
+    return gathered
+
+
+def rank_state(payload: dict[str, Any], rank: int, world: int, path: Path) -> Any | None:
+    """This rank's entry of the per-rank list `payload["ranks"]` (sampler and RNG states);
+    None for ranks > 0 of a checkpoint from before those lists, which held rank 0's only."""
+    if "ranks" not in payload:
+        return {"sampler": payload["sampler"], "rng": payload["rng"]} if rank == 0 else None
+    if len(payload["ranks"]) != world:
+        raise WeightsError(
+            f"--resume: {path} was saved by {len(payload['ranks'])} process(es), this run has "
+            f"{world}; resume with the same number of processes"
+        )
+    return payload["ranks"][rank]

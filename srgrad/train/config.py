@@ -1,4 +1,4 @@
-"""Typed training configuration: defaults, TOML loading and validation at the edge."""
+"""Typed training configuration: defaults, TOML loading, resume and validation at the edge."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from srgrad.errors import ConfigError
+from srgrad.evaluate import DEFAULT_DATASETS
 from srgrad.models.blocks import GRAD_IMPLS, MAGNITUDES, NORMS, SKIPS
 from srgrad.models.precision import PRECISIONS
 from srgrad.models.registry import MODELS, SCALES, suggest
@@ -23,6 +24,13 @@ else:  # pragma: no cover
 # TrainConfig fields that override the registry's block config of a gradient model.
 BLOCK_FLAGS = ("skip", "alpha", "learn_alpha", "norm", "magnitude", "g_scale", "grad_through",
                "grad_impl")
+# What --resume may change: how long the run goes on, where it runs and how it reports, never
+# what it trains. --iters may extend (or shorten, down to the steps done) the run; the cosine
+# schedule is then laid over the new total from the step resumed at. --time-limit counts the
+# seconds of each invocation.
+RESUME_MAY_CHANGE = ("iters", "time_limit", "quiet", "log_every", "ckpt_every", "val_every",
+                     "workers", "device", "compile", "cache_dir", "val_root")
+FLAG_NAMES = {"learn_alpha": "--freeze-alpha"}  # fields whose flag is not --<field-name>
 
 
 @dataclass
@@ -30,7 +38,9 @@ class TrainConfig:
     model: str = "sedsr-grad"
     scale: int = 2
     data: list[str] = field(default_factory=lambda: ["datasets/train"])
-    val: str | None = "set5"  # a benchmark name, a folder of HR images, or holdout:N
+    # holdout:N (training images held out), a folder of HR images, or a benchmark name; a
+    # test set (val_is_test_set) is noted as such, in the card too.
+    val: str | None = "holdout:20"
     val_root: str | None = None  # data root for benchmark names (default: SRGRAD_DATA/datasets)
     val_every: int = 1000
     iters: int = 10000
@@ -50,9 +60,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training forward (docs/benchmarks.md: its gain)
     workers: int = 0
     cache_dir: str | None = None  # LR cache; default $SRGRAD_CACHE, else ~/.cache/srgrad/lr
-    time_limit: float | None = (
-        None  # seconds; a safety net that ends a run early, noted in its card
-    )
+    # Seconds per invocation; a safety net that ends a run early, noted in its card. 0 or
+    # None: no limit (0 lifts a saved one on --resume).
+    time_limit: float | None = None
     ckpt_every: int = 500
     log_every: int = 50
     quiet: bool = False
@@ -72,6 +82,21 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def flag_name(field_name: str) -> str:
+    return FLAG_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+
+
+def val_is_test_set(val: str | None) -> bool:
+    """Whether --val names a benchmark that `srgrad eval` reports scores on: picking the best
+    checkpoint on it leaks that test set into the model."""
+    return bool(val) and val.lower() in DEFAULT_DATASETS
+
+
+def holdout_count(val: str | None) -> int:
+    """N of --val holdout:N; 0 for any other --val."""
+    return int(val.split(":", 1)[1]) if val and val.startswith("holdout:") else 0
 
 
 def default_cache_dir() -> Path:
@@ -105,16 +130,67 @@ def check_keys(values: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def make_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> TrainConfig:
-    """Defaults < TOML file < flags given on the command line (None means not given)."""
-    merged = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
-    if isinstance(merged.get("data"), str):
-        merged["data"] = [merged["data"]]
+    """Defaults < TOML file < flags given on the command line (None means not given).
+
+    On --resume the run's saved config replaces the defaults, and what is given must equal it
+    except RESUME_MAY_CHANGE."""
+    given = _normalize({**file_values, **{k: v for k, v in flag_values.items() if v is not None}})
+    base: dict[str, Any] = {}
+    if given.get("resume"):
+        if given.get("init_from"):
+            raise ConfigError("--resume and --init-from cannot be combined: "
+                              "resume continues a run, init-from starts a new one")
+        base = _resume_base(given)
     try:
-        config = TrainConfig(**merged)
+        config = TrainConfig(**{**base, **given})
     except TypeError as exc:
         raise ConfigError(f"invalid training config: {exc}") from None
     validate(config)
     return config
+
+
+def _normalize(values: dict[str, Any]) -> dict[str, Any]:
+    values = dict(values)
+    if isinstance(values.get("data"), str):
+        values["data"] = [values["data"]]
+    if isinstance(values.get("val"), str) and values["val"].lower() == "none":
+        values["val"] = None
+    return values
+
+
+def _resume_base(given: dict[str, Any]) -> dict[str, Any]:
+    """The saved config of the run in --out; a ConfigError naming the first given setting
+    that differs from it (other than RESUME_MAY_CHANGE)."""
+    from srgrad.train.checkpoint import read_checkpoint
+
+    out = Path(given.get("out", TrainConfig.out))
+    state = read_checkpoint(out / "last.pt")
+    try:
+        saved = TrainConfig(**_normalize(check_keys(state["config"], str(out / "last.pt"))))
+    except TypeError as exc:
+        raise ConfigError(f"{out / 'last.pt'} holds an unusable config: {exc}") from None
+    for f in fields(TrainConfig):
+        name, value = f.name, getattr(saved, f.name)
+        if name in given and name not in (*RESUME_MAY_CHANGE, "out", "resume") and \
+                given[name] != value:
+            may = ", ".join(flag_name(n) for n in RESUME_MAY_CHANGE)
+            raise ConfigError(
+                f"--resume: {flag_name(name)} differs from the run in {out}: saved "
+                f"{_shown(name, value)}, given {_shown(name, given[name])}; on resume only "
+                f"{may} may change (drop {flag_name(name)}, or train into a new --out)")
+    iters, done = given.get("iters", saved.iters), state["step"]
+    if iters < done:
+        raise ConfigError(f"--resume: --iters {iters} is below the {done} iterations the run "
+                          f"in {out} has done; give --iters {done} or more")
+    return {**saved.to_dict(), "out": str(out)}  # out: where the run is now
+
+
+def _shown(name: str, value: Any) -> str:
+    if value is None:
+        return "not set"
+    if name == "learn_alpha":  # shown as the flag, --freeze-alpha, means it
+        value = not value
+    return repr(value)
 
 
 def validate(c: TrainConfig) -> None:
@@ -136,13 +212,8 @@ def validate(c: TrainConfig) -> None:
     )
     need(c.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}")
     need(c.workers >= 0, "--workers must be >= 0")
-    need(c.time_limit is None or c.time_limit > 0, "--time-limit must be positive")
+    need(c.time_limit is None or c.time_limit >= 0, "--time-limit must be >= 0 (0: no limit)")
     need(c.val_every > 0 and c.ckpt_every > 0 and c.log_every > 0, "intervals must be positive")
-    need(
-        not (c.resume and c.init_from),
-        "--resume and --init-from cannot be combined: "
-        "resume continues a run, init-from starts a new one",
-    )
     need(c.norm is None or c.norm in NORMS, f"--norm must be one of {NORMS}")
     need(
         c.magnitude is None or c.magnitude in MAGNITUDES, f"--magnitude must be one of {MAGNITUDES}"
@@ -157,7 +228,7 @@ def validate(c: TrainConfig) -> None:
         given = [k for k in BLOCK_FLAGS[:-1] if getattr(c, k) is not None]
         need(
             not given,
-            f"--{given[0].replace('_', '-') if given else ''} only applies to "
+            f"{flag_name(given[0]) if given else ''} only applies to "
             f"gradient models (e.g. {c.model}-grad), not the identity model {c.model}",
         )
     if c.val and c.val.startswith("holdout:"):

@@ -25,7 +25,9 @@ from srgrad.errors import DataError
 def holdout_split(paths: list[Path], count: int) -> tuple[list[Path], list[Path]]:
     """A deterministic validation split: the `count` paths with the smallest name hash."""
     if count >= len(paths):
-        raise DataError(f"holdout:{count} leaves no training images (only {len(paths)} found)")
+        raise DataError(f"holdout:{count} leaves no training images: only {len(paths)} found; "
+                        "hold out fewer (srgrad train: --val holdout:N with a smaller N, or "
+                        "--val none)")
     ranked = sorted(paths, key=lambda p: hashlib.sha1(p.name.encode()).hexdigest())
     held = set(ranked[:count])
     return [p for p in paths if p not in held], sorted(held)

@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,21 @@ from srgrad.models.precision import (
     resolve_precision,
     to_channels_last,
 )
-from srgrad.models.registry import build, count_parameters, model_config
+from srgrad.models.registry import ModelConfig, build, count_parameters, model_config
 from srgrad.models.weights import save_weights
-from srgrad.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from srgrad.train.config import TrainConfig, default_cache_dir
+from srgrad.train.checkpoint import (
+    gather_to_main,
+    load_checkpoint,
+    rank_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from srgrad.train.config import TrainConfig, default_cache_dir, holdout_count, val_is_test_set
 from srgrad.train.curves import plot_curves
 from srgrad.train.data import PatchSampler, prepare_training_data
 from srgrad.train.runtime import (
+    Dist,
     ema_update,
     init_distributed,
     init_from,
@@ -48,6 +57,7 @@ class TrainResult:
     steps: int
     best_psnr: float | None
     last_psnr: float | None
+    stopped_by_time_limit: bool = False
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -83,31 +93,65 @@ def _write_rows(path: Path, rows: list[dict], mode: str = "a") -> None:
 
 
 def _checks_at(step: int, config: TrainConfig) -> bool:
-    """Whether the loss must be known finite after `step`: something may be logged or written.
-    The same on every rank (a rank that does not validate still checks at val steps)."""
+    """Whether the loss must be known finite after `step` (something may be logged or written)
+    and, under DDP, --time-limit is looked at. The same on every rank (a rank that does not
+    validate still checks at val steps)."""
     return (step % config.log_every == 0 or step % config.ckpt_every == 0
             or step == config.iters or bool(config.val) and step % config.val_every == 0)
 
 
-def _stop_if_diverged(first_bad: torch.Tensor, model: nn.Module, step: int, world: int,
-                      bar: tqdm, lr: float, precision: str) -> None:
-    """Raise, before anything of the run is written, if a loss so far was NaN/inf or the
-    update of `step` made the weights so (its loss was finite; the next one would not be)."""
-    finite = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()
-    first_bad.masked_fill_(~finite & (first_bad == NO_STEP), step)
-    if world > 1:  # every rank stops together, at the earliest bad step of any
-        torch.distributed.all_reduce(first_bad, op=torch.distributed.ReduceOp.MIN)
-    bad = int(first_bad)
-    if bad == NO_STEP:
-        return
-    bar.close()
-    fp32 = "" if precision == "fp32" else f" or use --precision fp32 (this run: {precision})"
-    raise ConfigError(f"training diverged at step {bad}: the loss or the weights became "
-                      "NaN/inf; stopped without saving weights (any last.pt is from an earlier "
-                      f"step); lower --lr (now {lr:g}){fp32}")
+@dataclass
+class _Run:
+    """What the steps of one training run share: its parts, its data and its counters."""
+
+    config: TrainConfig
+    dist: Dist
+    device: torch.device
+    model_cfg: ModelConfig
+    model: nn.Module
+    ema: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    sampler: PatchSampler
+    val_images: list
+    prep_s: float
+    precision: str = "fp32"
+    train_model: nn.Module | None = None  # the model, wrapped in DDP and compiled as asked
+    scaler: torch.amp.GradScaler | None = None
+    bar: tqdm | None = None
+    step: int = 0  # the last step done
+    best: float | None = None
+    last_psnr: float | None = None
+    loss_acc: torch.Tensor | None = None  # summed on the device: no sync per step
+    loss_count: int = 0
+    # The first step whose loss was NaN/inf, recorded on the device (no sync per step) and
+    # checked before anything is logged or written: a diverged run must not save its weights.
+    first_bad: torch.Tensor | None = None
+    wall_before: float = 0.0  # seconds trained by earlier invocations of a resumed run
+    t_run: float = 0.0
+    data_s: float = 0.0
+    step_s: float = 0.0
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.out)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema if self.ema is not None else self.model
+
+    def wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t_run
 
 
 def train(config: TrainConfig, command: str = "") -> TrainResult:
+    """Train to --iters (or until --time-limit), writing the run folder --out."""
+    run = _setup(config)
+    stopped_at = _loop(run)
+    return _finish(run, stopped_at, command)
+
+
+def _setup(config: TrainConfig) -> _Run:
     out = Path(config.out)
     # Every rank checks before the process group forms, i.e. before rank 0 can write anything.
     _check_out(out, config.resume)
@@ -118,31 +162,11 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
     torch.manual_seed(config.seed + dist.rank)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-    model_cfg = model_config(config.model, config.scale, **config.block_overrides())
-    model = to_channels_last(build(model_cfg).to(device))
-    if config.init_from:
-        init_from(model, model_cfg, config.init_from)
-    ema = copy.deepcopy(model).eval() if config.ema > 0 else None
-    optimizer = torch.optim.Adam(
-        param_groups(model, config.lr, config.alpha_lr), betas=(0.9, 0.999), eps=1e-8
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: lr_factor(s, config.iters, config.schedule, config.step_every, config.warmup),
-    )
-
-    holdout = (
-        int(config.val.split(":")[1]) if config.val and config.val.startswith("holdout:") else 0
-    )
+    model_cfg, model, ema, optimizer, scheduler = _build(config, device)
+    holdout = holdout_count(config.val)
+    cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     pairs, held, prep_s = prepare_training_data(
-        config.data,
-        config.scale,
-        config.patch,
-        holdout,
-        Path(config.cache_dir) if config.cache_dir else default_cache_dir(),
-        device,
-        config.workers,
+        config.data, config.scale, config.patch, holdout, cache, device, config.workers
     )
     sampler = PatchSampler(
         pairs, config.scale, config.patch, config.batch, config.seed * 1000 + dist.rank
@@ -152,172 +176,266 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
         if config.val and dist.main
         else []
     )
-
-    start, best, loss_sum, loss_count, wall_before = 0, None, 0.0, 0, 0.0
+    run = _Run(config, dist, device, model_cfg, model, ema, optimizer, scheduler, sampler,
+               val_images, prep_s)
+    run.loss_acc = torch.zeros((), dtype=torch.float32, device=device)
+    run.first_bad = torch.tensor(NO_STEP, device=device)
     if config.resume:
-        state = load_checkpoint(out / "last.pt", config.model, config.scale)
-        model.load_state_dict(state["model"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        sampler.set_state(state["sampler"])
-        set_rng_state(state["rng"])
-        start, best = state["step"], state["best_psnr"]
-        loss_sum, loss_count = state["loss_sum"], state["loss_count"]
-        wall_before = state.get("wall_s", 0.0)
-        if dist.main:
-            _truncate_metrics(out / "metrics.csv", start)
+        _restore(run, load_checkpoint(out / "last.pt", config.model, config.scale))
     if dist.main:
+        if val_is_test_set(config.val):
+            print(f"note: --val {config.val} is a test set (srgrad eval reports scores on it); "
+                  "picking the best checkpoint on it leaks it into the model, and the model "
+                  "card says val_is_test_set: true; --val holdout:N keeps test sets unseen",
+                  file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    _prepare_step(run)
+    return run
 
-    train_model: nn.Module = model
+
+def _build(config: TrainConfig, device: torch.device) -> tuple:
+    """(model config, model, EMA copy or None, optimizer, lr scheduler)."""
+    model_cfg = model_config(config.model, config.scale, **config.block_overrides())
+    model = to_channels_last(build(model_cfg).to(device))
+    if config.init_from and not config.resume:  # a resumed run loads its own weights
+        init_from(model, model_cfg, config.init_from)
+    ema = copy.deepcopy(model).eval() if config.ema > 0 else None
+    optimizer = torch.optim.Adam(
+        param_groups(model, config.lr, config.alpha_lr), betas=(0.9, 0.999), eps=1e-8
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: lr_factor(s, config.iters, config.schedule, config.step_every, config.warmup),
+    )
+    return model_cfg, model, ema, optimizer, scheduler
+
+
+def _restore(run: _Run, state: dict) -> None:
+    run.model.load_state_dict(state["model"])
+    if run.ema is not None and state.get("ema") is not None:
+        run.ema.load_state_dict(state["ema"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    mine = rank_state(state, run.dist.rank, run.dist.world, run.out / "last.pt")
+    if mine is not None:
+        run.sampler.set_state(mine["sampler"])
+        set_rng_state(mine["rng"])
+    elif run.dist.rank == 1:
+        print("warning: last.pt predates per-rank states; ranks other than 0 draw patches "
+              "from their seeds again (the run goes on, not bit-exactly)", file=sys.stderr)
+    run.step, run.best = state["step"], state["best_psnr"]
+    run.loss_acc.fill_(state["loss_sum"])
+    run.loss_count = state["loss_count"]
+    run.wall_before = state.get("wall_s", 0.0)
+    if run.dist.main:
+        _truncate_metrics(run.out / "metrics.csv", run.step)
+
+
+def _prepare_step(run: _Run) -> None:
+    """The model as the steps run it (DDP, compiled), the precision and the progress bar."""
+    config, dist, device = run.config, run.dist, run.device
+    run.train_model = run.model
     if dist.world > 1:
         ids = [device.index] if device.type == "cuda" else None
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        run.train_model = nn.parallel.DistributedDataParallel(run.model, device_ids=ids)
     if config.compile:
-        train_model = torch.compile(train_model)
-    precision = resolve_precision(config.precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-
-    def checkpoint(step: int, wall: float) -> None:
-        payload = {
-            "config": config.to_dict(),
-            "model_config": model_cfg.to_dict(),
-            "step": step,
-            "model": model.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "sampler": sampler.state(),
-            "rng": rng_state(),
-            "best_psnr": best,
-            "loss_sum": float(loss_acc),
-            "loss_count": loss_count,
-            "wall_s": wall,
-        }
-        save_checkpoint(out / "last.pt", payload)
-
-    eval_model = ema if ema is not None else model
-    loss_acc = torch.tensor(loss_sum, dtype=torch.float32, device=device)
-    # The first step whose loss was NaN/inf, recorded on the device (no sync per step) and
-    # checked before anything is logged or written: a diverged run must not save its weights.
-    first_bad = torch.tensor(NO_STEP, device=device)
-    bar = tqdm(
+        run.train_model = torch.compile(run.train_model)
+    run.precision = resolve_precision(config.precision, device)
+    run.scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
+    run.bar = tqdm(
         total=config.iters,
-        initial=start,
+        initial=run.step,
         disable=config.quiet or not dist.main,
         dynamic_ncols=True,
         desc=f"{config.model} x{config.scale}",
     )
-    data_s = step_s = 0.0
-    last_psnr = None
-    t_run = time.perf_counter()
-    stopped_at = None
-    for step in range(start + 1, config.iters + 1):
-        if config.time_limit and time.perf_counter() - t_run > config.time_limit:
-            stopped_at = step - 1
-            break
-        t0 = time.perf_counter()
-        lr_batch, hr_batch = sampler.sample()
-        t1 = time.perf_counter()
-        with autocast(device, precision):
-            loss = nn.functional.l1_loss(train_model(channels_last(lr_batch)).float(), hr_batch)
-        first_bad.masked_fill_(~loss.detach().isfinite() & (first_bad == NO_STEP), step)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        if ema is not None:
-            ema_update(ema, model, config.ema, step)
-        loss_acc += loss.detach().float()  # summed on the device: no sync per step
-        loss_count += 1
-        data_s += t1 - t0
-        step_s += time.perf_counter() - t1
-        bar.update(1)
-        if _checks_at(step, config):
-            _stop_if_diverged(first_bad, model, step, dist.world, bar, config.lr, precision)
 
-        row = None
-        if step % config.log_every == 0 or step == config.iters:
-            row = {
-                "step": step,
-                "loss": f"{float(loss_acc) / max(1, loss_count):.4f}",
-                "lr": f"{scheduler.get_last_lr()[0]:.3g}",
-                "data_ms": f"{1000 * data_s / config.log_every:.2f}",
-                "step_ms": f"{1000 * step_s / config.log_every:.2f}",
-                "gates": ";".join(f"{g:.4f}" for g in _unwrap(eval_model).gates()),
-            }
-            loss_acc.zero_()
-            loss_count, data_s, step_s = 0, 0.0, 0.0
-        if val_images and (step % config.val_every == 0 or step == config.iters):
-            psnr, ssim = score_model(eval_model, val_images, config.scale, device)
-            last_psnr = psnr
-            row = row or {"step": step}
-            row.update(val_psnr=f"{psnr:.4f}", val_ssim=f"{ssim:.5f}")
-            if best is None or psnr > best:
-                best = psnr
-                save_weights(
-                    eval_model, model_cfg, out / "best.safetensors", step=step, val_psnr=psnr
-                )
-            bar.set_postfix(loss=row.get("loss", ""), val=f"{psnr:.2f}")
-        if row and dist.main:
-            _write_rows(out / "metrics.csv", [row])
-            if config.quiet:
-                print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-            elif "loss" in row:
-                bar.set_postfix(loss=row["loss"], val=f"{last_psnr:.2f}" if last_psnr else "-")
-        if dist.main and (step % config.ckpt_every == 0 or step == config.iters):
-            checkpoint(step, wall_before + time.perf_counter() - t_run)
-    bar.close()
-    _stop_if_diverged(first_bad, model, stopped_at or config.iters, dist.world, bar, config.lr,
-                      precision)
-    if stopped_at is not None and dist.main:
-        checkpoint(stopped_at, wall_before + time.perf_counter() - t_run)
-        if val_images:
-            last_psnr, _ = score_model(eval_model, val_images, config.scale, device)
-            _write_rows(out / "metrics.csv", [{"step": stopped_at, "val_psnr": f"{last_psnr:.4f}"}])
 
-    checksums = _replica_checksums(model, dist.world)
+def _loop(run: _Run) -> int | None:
+    """Train up to --iters; the step it stopped at when --time-limit ended it first."""
+    config = run.config
+    run.t_run = time.perf_counter()
+    for step in range(run.step + 1, config.iters + 1):
+        _train_step(run, step)
+        stop = (_checks_at(step, config) or _time_is_up(run)) and _check(run, step)
+        _report(run, step, stop)
+        if stop or step % config.ckpt_every == 0 or step == config.iters:
+            _checkpoint(run, step)
+        if stop and step < config.iters:
+            return step
+    return None
+
+
+def _train_step(run: _Run, step: int) -> None:
+    t0 = time.perf_counter()
+    lr_batch, hr_batch = run.sampler.sample()
+    t1 = time.perf_counter()
+    with autocast(run.device, run.precision):
+        sr = run.train_model(channels_last(lr_batch)).float()
+        loss = nn.functional.l1_loss(sr, hr_batch)
+    run.first_bad.masked_fill_(~loss.detach().isfinite() & (run.first_bad == NO_STEP), step)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    if run.ema is not None:
+        ema_update(run.ema, run.model, run.config.ema, step)
+    run.loss_acc += loss.detach().float()
+    run.loss_count += 1
+    run.step = step
+    run.data_s += t1 - t0
+    run.step_s += time.perf_counter() - t1
+    run.bar.update(1)
+
+
+def _time_is_up(run: _Run) -> bool:
+    """--time-limit on this process's clock, looked at every step in a single process; under
+    DDP only where _check makes the ranks agree (at _checks_at steps)."""
+    limit = run.config.time_limit
+    return run.dist.world == 1 and bool(limit) and time.perf_counter() - run.t_run > limit
+
+
+def _check(run: _Run, step: int) -> bool:
+    """Raise, before anything of the run is written, if a loss so far was NaN/inf or the
+    update of `step` made the weights so (its loss was finite; the next one would not be).
+    Else whether --time-limit is up. Under DDP one all-reduce makes every rank agree on both,
+    so they stop together: a rank leaving on its own clock would hang the others."""
+    config = run.config
+    finite = torch.stack([p.detach().isfinite().all() for p in run.model.parameters()]).all()
+    run.first_bad.masked_fill_(~finite & (run.first_bad == NO_STEP), step)
+    in_time = not config.time_limit or time.perf_counter() - run.t_run <= config.time_limit
+    flags = torch.stack([run.first_bad, torch.tensor(int(in_time), device=run.device)])
+    if run.dist.world > 1:  # the earliest bad step of any rank; out of time on any rank
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MIN)
+    bad, in_time = int(flags[0]), bool(flags[1])
+    if bad == NO_STEP:
+        return not in_time
+    run.bar.close()
+    precision = run.precision
+    fp32 = "" if precision == "fp32" else f" or use --precision fp32 (this run: {precision})"
+    raise ConfigError(f"training diverged at step {bad}: the loss or the weights became "
+                      "NaN/inf; stopped without saving weights (any last.pt is from an earlier "
+                      f"step); lower --lr (now {config.lr:g}){fp32}")
+
+
+def _report(run: _Run, step: int, stop: bool) -> None:
+    """Log a metrics row and validate when due (and at a --time-limit stop)."""
+    config = run.config
+    row = None
+    if step % config.log_every == 0 or step == config.iters:
+        row = _log_row(run, step)
+    if run.val_images and (step % config.val_every == 0 or step == config.iters or stop):
+        row = _validate(run, step, row or {"step": step})
+    if row and run.dist.main:
+        _write_rows(run.out / "metrics.csv", [row])
+        if config.quiet:
+            print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        else:
+            val = f"{run.last_psnr:.2f}" if run.last_psnr else "-"
+            run.bar.set_postfix(loss=row.get("loss", "-"), val=val)
+
+
+def _log_row(run: _Run, step: int) -> dict:
+    every = run.config.log_every
+    row = {
+        "step": step,
+        "loss": f"{float(run.loss_acc) / max(1, run.loss_count):.4f}",
+        "lr": f"{run.scheduler.get_last_lr()[0]:.3g}",
+        "data_ms": f"{1000 * run.data_s / every:.2f}",
+        "step_ms": f"{1000 * run.step_s / every:.2f}",
+        "gates": ";".join(f"{g:.4f}" for g in _unwrap(run.eval_model).gates()),
+    }
+    run.loss_acc.zero_()
+    run.loss_count, run.data_s, run.step_s = 0, 0.0, 0.0
+    return row
+
+
+def _validate(run: _Run, step: int, row: dict) -> dict:
+    psnr, ssim = score_model(run.eval_model, run.val_images, run.config.scale, run.device)
+    run.last_psnr = psnr
+    row.update(val_psnr=f"{psnr:.4f}", val_ssim=f"{ssim:.5f}")
+    if run.best is None or psnr > run.best:
+        run.best = psnr
+        save_weights(
+            run.eval_model, run.model_cfg, run.out / "best.safetensors", step=step, val_psnr=psnr
+        )
+    return row
+
+
+def _checkpoint(run: _Run, step: int) -> None:
+    """last.pt, with every rank's sampler and RNG state: under DDP each rank draws its own
+    patches, and a resumed rank must go on with its own stream, not rank 0's."""
+    ranks = gather_to_main({"sampler": run.sampler.state(), "rng": rng_state()}, run.dist.world)
+    if not run.dist.main:
+        return
+    payload = {
+        "config": run.config.to_dict(),
+        "model_config": run.model_cfg.to_dict(),
+        "step": step,
+        "model": run.model.state_dict(),
+        "ema": run.ema.state_dict() if run.ema is not None else None,
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "ranks": ranks,
+        "best_psnr": run.best,
+        "loss_sum": float(run.loss_acc),
+        "loss_count": run.loss_count,
+        "wall_s": run.wall(),
+    }
+    save_checkpoint(run.out / "last.pt", payload)
+
+
+def _finish(run: _Run, stopped_at: int | None, command: str) -> TrainResult:
+    run.bar.close()
+    checksums = _replica_checksums(run.model, run.dist.world)
     weights = None
-    if dist.main:
-        wall = wall_before + time.perf_counter() - t_run
-        weights = out / f"{config.model}_x{config.scale}.safetensors"
-        card = {
-            "model": config.model,
-            "scale": config.scale,
-            "block": model_cfg.block.__dict__,
-            "parameters": count_parameters(model),
-            "data": config.data,
-            "iterations": config.iters,
-            "batch": config.batch,
-            "patch": config.patch,
-            "lr": config.lr,
-            "schedule": config.schedule,
-            "ema": config.ema,
-            "seed": config.seed,
-            "init_from": config.init_from,
-            "train_seconds": round(wall, 1),
-            "stopped_by_time_limit_at": stopped_at,
-            "data_prep_seconds": round(prep_s, 1),
-            "device": _device_name(device),
-            "precision": precision,
-            "world_size": dist.world,
-            "replica_checksums": checksums,
-            "val": config.val,
-            "val_best_psnr": best,
-            "val_last_psnr": last_psnr,
-            "gates": _unwrap(eval_model).gates(),
-            "command": command,
-        }
-        save_weights(eval_model, model_cfg, weights, card=card)
-        (out / "model_card.json").write_text(json.dumps(card, indent=2))
-        plot_curves(out / "metrics.csv", out / "curve.png", title=f"{config.model} x{config.scale}")
-    if dist.world > 1:
+    if run.dist.main:
+        config = run.config
+        weights = run.out / f"{config.model}_x{config.scale}.safetensors"
+        card = _card(run, stopped_at, checksums, command)
+        save_weights(run.eval_model, run.model_cfg, weights, card=card)
+        (run.out / "model_card.json").write_text(json.dumps(card, indent=2))
+        plot_curves(run.out / "metrics.csv", run.out / "curve.png",
+                    title=f"{config.model} x{config.scale}")
+    if run.dist.world > 1:
         torch.distributed.barrier()
-    return TrainResult(out, weights, stopped_at or config.iters, best, last_psnr)
+    return TrainResult(run.out, weights, run.step, run.best, run.last_psnr,
+                       stopped_by_time_limit=stopped_at is not None)
+
+
+def _card(run: _Run, stopped_at: int | None, checksums: list[float], command: str) -> dict:
+    config = run.config
+    return {
+        "model": config.model,
+        "scale": config.scale,
+        "block": run.model_cfg.block.__dict__,
+        "parameters": count_parameters(run.model),
+        "data": config.data,
+        "iterations": run.step,  # trained; fewer than requested when --time-limit stopped it
+        "iterations_requested": config.iters,
+        "batch": config.batch,
+        "patch": config.patch,
+        "lr": config.lr,
+        "schedule": config.schedule,
+        "ema": config.ema,
+        "seed": config.seed,
+        "init_from": config.init_from,
+        "train_seconds": round(run.wall(), 1),
+        "stopped_by_time_limit_at": stopped_at,
+        "data_prep_seconds": round(run.prep_s, 1),
+        "device": _device_name(run.device),
+        "precision": run.precision,
+        "world_size": run.dist.world,
+        "replica_checksums": checksums,
+        "val": config.val,
+        "val_is_test_set": val_is_test_set(config.val),
+        "val_best_psnr": run.best,
+        "val_last_psnr": run.last_psnr,
+        "gates": _unwrap(run.eval_model).gates(),
+        "command": command,
+    }
 
 
 def _replica_checksums(model: nn.Module, world: int) -> list[float]:
