@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from srgrad.errors import ConfigError
-from srgrad.train.config import check_keys, make_config, tomllib
+from srgrad.train.config import check_keys, holdout_count, make_config, tomllib
 
 
 @dataclass(frozen=True)
@@ -186,9 +186,9 @@ def gradient_share(run: Path, train: dict[str, Any], images: int = 5) -> float |
     model, _ = load_weights(weights[0])
     blocks = [b for b in model.modules()
               if isinstance(b, GradResidualBlock) and b.config.skip == "convex"]
-    count = int(str(train.get("val", "holdout:20")).split(":")[-1])
-    if not blocks:
-        return None
+    count = holdout_count(make_config({}, {**train, "out": "unused"}).val)
+    if not blocks or not count:
+        return None  # no convex blocks, or no held-out images to measure on
     _, held = holdout_split(hr_training_paths([Path(d) for d in train["data"]]), count)
     meter = ShareMeter(blocks)
     for image in load_eval_images(held[:images], int(train.get("scale", 2))):
