@@ -30,7 +30,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/blocks.py --compile
 	$(BIN)/python benchmarks/upscale.py
 	$(BIN)/python benchmarks/precision_quality.py
-	$(BIN)/python -m srgrad.bench_resize
+	$(BIN)/python benchmarks/resize.py
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check srgrad tests scripts benchmarks

@@ -2,7 +2,7 @@
 
 For each image size and precision, the whole file pipeline (read, automatic tiling, model,
 stitch, write PNG) runs in a fresh child process through the same library call as the CLI
-(srgrad.upscale_files.upscale_paths), and reports its wall time, peak resident memory
+(srgrad.inference.files.upscale_paths), and reports its wall time, peak resident memory
 (ru_maxrss) and a breakdown: decode, model forward (summed over tiles), the rest of
 super_resolve (tiling, stitching, conversions) and encode. The table replaces its section of
 docs/benchmarks.md (or --write FILE). Shipped weights are used (sedsr-grad by default).
@@ -60,16 +60,16 @@ class StageClock:
 
 def child(source: str, output: str, model: str, precision: str) -> None:
     """In a fresh process: the file pipeline with its stages clocked, as one JSON line."""
-    from srgrad import infer, upscale_files
+    from srgrad.inference import files, forward
 
     clock = StageClock()
-    clock.wrap(upscale_files, "read_image", "decode")
-    clock.wrap(upscale_files, "super_resolve", "super_resolve")
-    clock.wrap(infer, "_forward", "model")
-    clock.wrap(upscale_files, "write_image", "encode")
+    clock.wrap(files, "read_image", "decode")
+    clock.wrap(files, "super_resolve", "super_resolve")
+    clock.wrap(forward, "_forward", "model")
+    clock.wrap(files, "write_image", "encode")
     tiles = [1]
     start = time.perf_counter()
-    report = upscale_files.upscale_paths(
+    report = files.upscale_paths(
         [Path(source)], out=Path(output), model=model, device="cpu", precision=precision,
         force=True, on_tile=lambda done, total: tiles.append(total))
     seconds = time.perf_counter() - start

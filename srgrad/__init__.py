@@ -1,6 +1,7 @@
 """srgrad: single-image super-resolution with gradient residual connections.
 
-Public API: `load()`, `upscale()`, `__version__`. Nothing heavy runs at import.
+Public API: `load()`, `upscale()` (from srgrad/api.py), `__version__`. Nothing heavy runs at
+import.
 """
 
 from __future__ import annotations
@@ -8,21 +9,4 @@ from __future__ import annotations
 __version__ = "0.1.0"
 __all__ = ["__version__", "load", "upscale"]
 
-
-def load(name_or_path, scale: int | None = None, device: str = "cpu", precision: str = "auto"):
-    """A ready torch.nn.Module (eval mode, channels_last) from a registry name with shipped
-    weights or a file. Its forward runs in `precision`: auto (bf16 where the device computes
-    it natively, else fp32), fp32, bf16 or fp16 (CUDA)."""
-    from srgrad.infer import load_model
-
-    return load_model(name_or_path, scale=scale, device=device, precision=precision)
-
-
-def upscale(image, scale: int = 2, model=None, precision: str | None = None, **options):
-    """Upscale a PIL image or numpy array; returns the same kind. See srgrad.infer.
-
-    precision: None takes the model's own (auto for a model srgrad loads), else auto, fp32,
-    bf16 or fp16."""
-    from srgrad.infer import upscale_image
-
-    return upscale_image(image, scale=scale, model=model, precision=precision, **options)
+from srgrad.api import load, upscale  # noqa: E402

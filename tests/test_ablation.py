@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from srgrad.cli import ablate_cmd
-from srgrad.evaluate import load_eval_images
 from srgrad.evaluation.ablation import ShareMeter, ablate, ablated, gradient_blocks
-from srgrad.infer import super_resolve
+from srgrad.evaluation.run import load_eval_images
+from srgrad.inference.forward import super_resolve
 from srgrad.models.blocks import BlockConfig, ConvBranch, GradResidualBlock
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights

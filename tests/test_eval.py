@@ -13,11 +13,11 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from srgrad.cli import eval_cmd
-from srgrad.compare import detail_crop
 from srgrad.data.resize import bicubic_downscale, modcrop
+from srgrad.evaluation.compare import detail_crop
+from srgrad.evaluation.report import REFERENCES
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import FORMAT, save_weights
-from srgrad.report import REFERENCES
 
 from helpers import CONVENTIONS_DOC, cli_app, error_lines, install_shipped, one_error, runner
 

@@ -1,4 +1,4 @@
-"""srgrad.fileio: atomic writes (temp file beside the target, renamed into place)."""
+"""srgrad.data.files: atomic writes (temp file beside the target, renamed into place)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from srgrad.fileio import atomic_path, atomic_write_bytes
+from srgrad.data.files import atomic_path, atomic_write_bytes
 
 
 def test_write_replaces_and_creates_the_folder(tmp_path):

@@ -1,4 +1,4 @@
-"""The shared forward path (srgrad.infer), the Python API and shipped-weights packaging."""
+"""The shared forward path (srgrad.inference.forward), the Python API, shipped-weights packaging."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from PIL import Image
 
 import srgrad
 from srgrad.errors import ConfigError, WeightsError
-from srgrad.infer import auto_tile, load_model, plan_tiles, super_resolve
+from srgrad.inference.forward import auto_tile, load_model, plan_tiles, super_resolve
 from srgrad.models import weights as weights_mod
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights
@@ -256,7 +256,7 @@ def test_super_resolve_leaves_the_models_grad_impl_alone():
     trained with autograd g to the analytic g behind the trainer's back."""
     import numpy as np
 
-    from srgrad.infer import super_resolve
+    from srgrad.inference.forward import super_resolve
     from srgrad.models.registry import build_model
 
     model = build_model("sedsr-grad", 2, grad_impl="autograd")
@@ -265,7 +265,7 @@ def test_super_resolve_leaves_the_models_grad_impl_alone():
 
 
 def test_the_default_model_ships_at_every_scale():
-    from srgrad.infer import DEFAULT_MODEL
+    from srgrad.inference.forward import DEFAULT_MODEL
     from srgrad.models.weights import shipped_weights
 
     assert shipped_weights()[DEFAULT_MODEL] == [2, 3, 4]

@@ -159,7 +159,7 @@ def test_cpu_flags_are_read_from_the_machine():
 
 
 def test_a_model_runs_in_its_own_precision_unless_told_otherwise():
-    from srgrad.infer import super_resolve
+    from srgrad.inference.forward import super_resolve
 
     torch.manual_seed(6)
     model = build_model("sedsr-grad", 2).eval()

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srgrad import infer
-from srgrad.infer import load_model, super_resolve
+from srgrad.inference import forward
+from srgrad.inference.forward import load_model, super_resolve
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 TOL = 1e-5  # on the 0-255 scale: under one float32 ulp of values 128-255 (1.5e-5)
@@ -47,7 +47,7 @@ def measured_radius(model, scale: int, side: int = 48) -> int:
 
 def tile_edges(side: int) -> np.ndarray:
     """LR rows/columns that lie on the edge of a tile's core (inner edges only)."""
-    cuts = {y for y0, y1, _, _ in infer.plan_tiles(side, side, TILE) for y in (y0, y1 - 1)}
+    cuts = {y for y0, y1, _, _ in forward.plan_tiles(side, side, TILE) for y in (y0, y1 - 1)}
     return np.array(sorted(cuts - {0, side - 1}))
 
 
@@ -74,9 +74,9 @@ def test_the_receptive_radius_is_enough_context_and_one_less_is_not(monkeypatch)
     model, lr = shipped(2), image(96, seed=1)
     radius = model.receptive_radius()
     whole = super_resolve(model, lr, value_range=255.0)
-    monkeypatch.setattr(infer, "tile_overlap", lambda m: radius)
+    monkeypatch.setattr(forward, "tile_overlap", lambda m: radius)
     assert np.abs(super_resolve(model, lr, tile=TILE, value_range=255.0) - whole).max() <= TOL
-    monkeypatch.setattr(infer, "tile_overlap", lambda m: radius - 1)
+    monkeypatch.setattr(forward, "tile_overlap", lambda m: radius - 1)
     leak = np.abs(super_resolve(model, lr, tile=TILE, value_range=255.0) - whole).max(axis=2)
     assert leak.max() > TOL
     rows, cols = np.nonzero(leak > TOL)

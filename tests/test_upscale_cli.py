@@ -215,7 +215,7 @@ def test_png_level_trades_size_for_speed(tmp_path, weights):
 def test_outputs_written_in_the_background_keep_order_and_errors(tmp_path, weights):
     """The writer thread encodes one image while the next computes: outcomes still come in
     input order, a failed read or write fails that file only, and every good file is written."""
-    from srgrad.upscale_files import upscale_paths
+    from srgrad.inference.files import upscale_paths
 
     good1, good2 = photo(tmp_path / "a.png"), photo(tmp_path / "c.png")
     broken = tmp_path / "b.png"

@@ -42,8 +42,8 @@ def ablate(
     with s := 0, and per block the RMS ratio |s N(g)| / |(1-s) x| (g's share of the skip)."""
     from srgrad.evaluation.ablation import ablate as run_ablation
     from srgrad.evaluation.ablation import as_dict, markdown
-    from srgrad.infer import model_scale
-    from srgrad.upscale_files import resolve_model
+    from srgrad.inference.files import resolve_model
+    from srgrad.inference.forward import model_scale
 
     if report is not None and report.suffix.lower() not in (".md", ".json"):
         raise ConfigError(f"--report must end in .md or .json, got {report.name}")
@@ -68,7 +68,7 @@ def ablate(
 
 def _images(name: str, scale: int, root: Path | None, data: list[Path]):
     from srgrad.data.datasets import hr_training_paths
-    from srgrad.evaluate import load_eval_images
+    from srgrad.evaluation.run import load_eval_images
     from srgrad.train.data import holdout_split
 
     if not name.startswith("holdout:"):

@@ -29,7 +29,7 @@ from srgrad.cli._common import (
 )
 from srgrad.data.images import write_image
 from srgrad.errors import ConfigError
-from srgrad.evaluate import (
+from srgrad.evaluation.run import (
     BICUBIC,
     DEFAULT_DATASETS,
     DatasetSpec,
@@ -133,8 +133,8 @@ def evaluate(
     ),
 ) -> None:
     """Score models on benchmark sets (PSNR/SSIM) beside the published reference numbers."""
-    from srgrad.report import check_report_path, print_tables, write_report
-    from srgrad.upscale_files import prepare_output_folder
+    from srgrad.evaluation.report import check_report_path, print_tables, write_report
+    from srgrad.inference.files import prepare_output_folder
 
     if convention not in CONVENTIONS:
         raise ConfigError(f"--convention must be one of {', '.join(CONVENTIONS)}, "
@@ -147,7 +147,7 @@ def evaluate(
     for folder in (save_images, compare):
         if folder is not None:
             prepare_output_folder(folder)
-    from srgrad.infer import resolve_device
+    from srgrad.inference.forward import resolve_device
     from srgrad.models.precision import resolve_precision
 
     dev = resolve_device(device)
@@ -183,7 +183,7 @@ def evaluate(
 def _run_with_progress(run: EvalRun, total: int, tile: int | None, save_images: Path | None,
                        compare: Path | None) -> float:
     """Run the evaluation under a progress bar (stderr, terminals only); returns seconds."""
-    from srgrad.compare import write_compare
+    from srgrad.evaluation.compare import write_compare
 
     started = time.monotonic()
 

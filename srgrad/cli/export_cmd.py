@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from srgrad.cli._common import ModelOption, ScaleOption, WeightsOption, console, user_errors
-from srgrad.export import DEFAULT_OPSET, export_onnx
+from srgrad.inference.onnx import DEFAULT_OPSET, export_onnx
 
 
 @user_errors

@@ -1,6 +1,6 @@
 """`srgrad upscale`: upscale images and folders with a shipped or trained model.
 
-Exit codes: in the command's docstring, which is its --help (values: upscale_files.EXIT_*).
+Exit codes: in the command's docstring, which is its --help (values: inference/files.py EXIT_*).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from srgrad.cli._common import (
 )
 from srgrad.data.images import PNG_LEVEL
 from srgrad.errors import ConfigError
-from srgrad.infer import MIN_TILE
-from srgrad.upscale_files import Job, Outcome, upscale_paths
+from srgrad.inference.files import Job, Outcome, upscale_paths
+from srgrad.inference.forward import MIN_TILE
 
 
 @user_errors

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from srgrad.data.files import atomic_path
 from srgrad.data.images import DATASET_SUFFIXES, read_image, to_8bit
 from srgrad.data.resize import RESIZE_VERSION, bicubic_downscale, modcrop
 from srgrad.errors import DataError
-from srgrad.fileio import atomic_path
 
 BENCHMARKS: dict[str, str] = {
     "set5": "Set5",

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from srgrad.data.files import atomic_path
 from srgrad.errors import DataError
-from srgrad.fileio import atomic_path
 
 # Suffixes picked up when walking a folder (explicit file arguments may have any suffix).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm",

@@ -1,1 +1,2 @@
-"""Evaluation beyond `srgrad eval`'s scores: ablations of the gradient term."""
+"""Evaluation: `run` (datasets, scores, `srgrad eval`), `report` (tables and report files),
+`compare` (detail crops beside bicubic) and `ablation` (ablations of the gradient term)."""

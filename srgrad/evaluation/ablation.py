@@ -7,9 +7,6 @@
 If "g := 0" scores like "as trained", the network's gradient term is inert and its skip is a
 scaled identity. `share` is, per block, RMS |s N(g)| / RMS |(1 - s) x| over every pixel of
 every image scored: how large the gradient term is next to the identity term it is mixed with.
-
-(Evaluation code still lives in srgrad/evaluate.py and report.py; this package is where it
-is moving, issue 14.)
 """
 
 from __future__ import annotations
@@ -23,8 +20,8 @@ import torch
 from torch import nn
 
 from srgrad.errors import ConfigError
-from srgrad.evaluate import EvalImage, mean_scores, score_images
-from srgrad.infer import super_resolve
+from srgrad.evaluation.run import EvalImage, mean_scores, score_images
+from srgrad.inference.forward import super_resolve
 from srgrad.models.blocks import GradResidualBlock
 
 MODES = ("as trained", "g := 0", "s := 0")

@@ -14,8 +14,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 from torch import nn
 
+from srgrad.data.files import atomic_path
 from srgrad.errors import WeightsError
-from srgrad.fileio import atomic_path
 from srgrad.models.registry import (
     MODELS,
     SCALES,

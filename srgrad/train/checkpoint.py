@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from srgrad.data.files import atomic_path
 from srgrad.errors import WeightsError
-from srgrad.fileio import atomic_path
 
 
 def rng_state() -> dict[str, Any]:

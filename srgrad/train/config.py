@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from srgrad.errors import ConfigError
-from srgrad.evaluate import DEFAULT_DATASETS
+from srgrad.evaluation.run import DEFAULT_DATASETS
 from srgrad.models.blocks import GRAD_IMPLS, MAGNITUDES, NORMS, SKIPS
 from srgrad.models.precision import PRECISIONS
 from srgrad.models.registry import MODELS, SCALES, suggest

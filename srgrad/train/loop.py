@@ -16,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from srgrad.errors import ConfigError
-from srgrad.evaluate import load_eval_images, score_model
+from srgrad.evaluation.run import load_eval_images, score_model
 from srgrad.models.precision import (
     autocast,
     channels_last,

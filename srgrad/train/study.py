@@ -173,9 +173,9 @@ def gradient_share(run: Path, train: dict[str, Any], images: int = 5) -> float |
     final weights on the first `images` held-out training images (never a test set); None
     for runs without convex gradient blocks."""
     from srgrad.data.datasets import hr_training_paths
-    from srgrad.evaluate import load_eval_images
     from srgrad.evaluation.ablation import ShareMeter
-    from srgrad.infer import super_resolve
+    from srgrad.evaluation.run import load_eval_images
+    from srgrad.inference.forward import super_resolve
     from srgrad.models.blocks import GradResidualBlock
     from srgrad.models.weights import load_weights
     from srgrad.train.data import holdout_split

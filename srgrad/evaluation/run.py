@@ -1,7 +1,7 @@
 """Scoring models on evaluation images in the paper convention (metrics.py).
 
 Everything that scores a network, `srgrad eval` and training's validation alike, goes through
-`score_images`, which runs the one inference path (infer.super_resolve).
+`score_images`, which runs the one inference path (inference.forward.super_resolve).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def score_model(
     convention: str = "y",
 ) -> tuple[float, float]:
     """Mean PSNR/SSIM of a model (used by training's validation)."""
-    from srgrad.infer import super_resolve
+    from srgrad.inference.forward import super_resolve
 
     was_training = model.training
     model.eval()
@@ -260,7 +260,7 @@ def _upscaler(spec: ModelSpec, scale: int, run: EvalRun, tile: int | None
               ) -> Callable[[np.ndarray], np.ndarray]:
     if spec.source is None:
         return lambda lr: bicubic_upscale(lr, scale)
-    from srgrad.infer import load_model, super_resolve
+    from srgrad.inference.forward import load_model, super_resolve
 
     source = spec.source if spec.scale is None else Path(spec.source)
     model = load_model(source, scale, run.device, precision=run.precision)

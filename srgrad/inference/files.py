@@ -45,7 +45,7 @@ from srgrad.data.images import (
     write_image,
 )
 from srgrad.errors import ConfigError, DataError
-from srgrad.infer import (
+from srgrad.inference.forward import (
     DEFAULT_MODEL,
     check_tile,
     load_model,

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from srgrad.data.files import atomic_write_bytes
 from srgrad.errors import ConfigError, DataError
-from srgrad.evaluate import EvalRun, data_source
-from srgrad.fileio import atomic_write_bytes
+from srgrad.evaluation.run import EvalRun, data_source
 from srgrad.metrics import CONVENTIONS
 
 Score = tuple[float, float]  # PSNR dB, SSIM
@@ -257,7 +257,7 @@ def csv_report(run: EvalRun) -> str:
 def check_report_path(path: Path) -> None:
     """A known format, and a folder that exists (it is created) and takes new files: checked
     before any work, so an unwritable report is not found after the whole evaluation."""
-    from srgrad.upscale_files import prepare_output_folder
+    from srgrad.inference.files import prepare_output_folder
 
     if path.suffix.lower() not in REPORT_FORMATS:
         raise ConfigError(f"--report {path}: unknown format {path.suffix or '(no extension)'!r}; "

@@ -1,6 +1,6 @@
 """Time srgrad's MATLAB-style imresize against PIL's bicubic resize on a DIV2K-sized image.
 
-Run ``python -m srgrad.bench_resize`` for a markdown table.
+Run ``python benchmarks/resize.py`` for a markdown table.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from srgrad.evaluate import BICUBIC, EvalImage, ImageScore, bicubic_upscale
+from srgrad.evaluation.report import write_bytes_atomic
+from srgrad.evaluation.run import BICUBIC, EvalImage, ImageScore, bicubic_upscale
 from srgrad.metrics import rgb_to_y, score
-from srgrad.report import write_bytes_atomic
 
 MIN_CROP = 16
 Box = tuple[int, int, int, int]  # y0, x0, height, width

@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from srgrad import __version__
+from srgrad.data.files import atomic_path
 from srgrad.errors import ConfigError, DataError
-from srgrad.fileio import atomic_path
-from srgrad.infer import model_scale, use_analytic_grad
-from srgrad.upscale_files import resolve_model
+from srgrad.inference.files import resolve_model
+from srgrad.inference.forward import model_scale, use_analytic_grad
 
 MIN_OPSET = 11
 DEFAULT_OPSET = 17
