@@ -171,6 +171,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.compile:
         SETTINGS.append(COMPILED)
+        # Every compiled model shares EDSR.forward's cache, and each needs a graph for
+        # training and one for inference_mode: raise dynamo's limit above 2 x models.
+        torch._dynamo.config.cache_size_limit = 64
     if args.threads:
         torch.set_num_threads(args.threads)
     global DEVICE

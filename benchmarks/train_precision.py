@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
-from doc_tables import replace_section  # noqa: E402
+from doc_tables import machine_line, replace_section  # noqa: E402
 
 MODELS = ("sedsr", "sedsr-grad")
 PRECISIONS = ("fp32", "bf16")
@@ -107,7 +107,8 @@ def main() -> None:
     text, _ = table(args.root, seeds, args.iters)
     command = "python benchmarks/train_precision.py " + " ".join(sys.argv[1:])
     print(text)
-    replace_section(args.write, "train-precision", f"Command: `{command.strip()}`\n\n{text}")
+    replace_section(args.write, "train-precision",
+                    f"Command: `{command.strip()}`. {machine_line()}\n\n{text}")
 
 
 if __name__ == "__main__":

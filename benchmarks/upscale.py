@@ -5,7 +5,8 @@ stitch, write PNG) runs in a fresh child process through the same library call a
 (srgrad.inference.files.upscale_paths), and reports its wall time, peak resident memory
 (ru_maxrss) and a breakdown: decode, model forward (summed over tiles), the rest of
 super_resolve (tiling, stitching, conversions) and encode. The table replaces its section of
-docs/benchmarks.md (or --write FILE). Shipped weights are used (sedsr-grad by default).
+docs/benchmarks.md (or --write FILE). Shipped weights are used (by default those of
+`srgrad upscale`'s default model).
 
 Usage: python benchmarks/upscale.py [--sizes 1920x1920,4000x3000] [--precisions fp32,auto]
 """
@@ -113,13 +114,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1920x1920,4000x3000")
     parser.add_argument("--precisions", default="fp32,auto")
-    parser.add_argument("--model", default="sedsr-grad")
+    parser.add_argument("--model", default=None, help="default: srgrad upscale's default model")
     parser.add_argument("--write", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
+    if args.model is None:
+        from srgrad.inference.forward import DEFAULT_MODEL
+
+        args.model = DEFAULT_MODEL
     lines = ["| input (x2) | precision | tiles | seconds end to end | decode | model | "
              "tiling + stitch | encode (PNG level 1) | output MB | peak RSS GB (<= 2.5) | "
              "target (auto) |", "|" + "---|" * 11]

@@ -37,8 +37,11 @@ def make_images(folder: Path, count: int = 4, size: tuple[int, int] = (40, 36)) 
 
 
 def base_args(data: Path, out: Path, iters: int = 24) -> list[str]:
+    # fp32 explicitly: the default, auto, is bf16 on some machines and fp32 on others
     return [
         "train",
+        "--precision",
+        "fp32",
         "--model",
         "sedsr-grad",
         "--scale",

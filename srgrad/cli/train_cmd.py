@@ -96,7 +96,8 @@ def train(
     device: str | None = Opt(None, help=_help("auto, cpu or cuda.", "device")),
     precision: str | None = Opt(
         None,
-        help=_help("fp32, auto (bf16 where native, else fp32), bf16 or fp16 (CUDA).", "precision"),
+        help=_help("auto (bf16 where the CPU/GPU computes it natively, else fp32), fp32, bf16 or "
+                   "fp16 (CUDA).", "precision"),
     ),
     compile_model: bool = _flag(
         "--compile", "torch.compile the training forward (slow start, faster steps)."
