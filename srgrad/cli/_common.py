@@ -29,6 +29,11 @@ WeightsOption = Annotated[Path | None, typer.Option(
     "--weights", "-w", help="A weights file (.safetensors) instead of --model.")]
 
 
+def flag(*names: str, help: str) -> typer.models.OptionInfo:
+    """An on/off option, off by default, shown without a `<bool>` value placeholder."""
+    return typer.Option(False, *names, metavar="", help=help)
+
+
 def print_labelled(label: str, style: str, message: str) -> None:
     """One line on stderr: `label` in `style`, then `message` verbatim (no markup, no
     highlighting, no wrapping), so a file name such as ``img[x2].png`` prints as it is."""

@@ -31,7 +31,8 @@ def download(
         "jbhuang0604/SelfExSR checkout or its data/ folder.", metavar="PATH",
         show_default=False)] = None,
     keep_archives: Annotated[bool, typer.Option(
-        "--keep-archives", help="Keep the downloaded archives in <root>/.downloads.")] = False,
+        "--keep-archives", metavar="",
+        help="Keep the downloaded archives in <root>/.downloads.")] = False,
 ) -> None:
     """Download, verify (md5) and install DIV2K and/or Set5, Set14, B100, Urban100.
 

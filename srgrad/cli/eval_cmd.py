@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from srgrad.cli._common import (
     console,
     err_console,
+    flag,
     is_tty,
     parse_int_list,
     print_labelled,
@@ -99,8 +100,8 @@ def evaluate(
         "with HR/ (and LR_bicubic/X<scale>/) is read as a benchmark set, any other gives its "
         "images as HR. Default: the four benchmarks that are present under the root.",
     ),
-    recursive: bool = typer.Option(
-        False, "--recursive", help="Also score the images in the subfolders of image folders.",
+    recursive: bool = flag(
+        "--recursive", help="Also score the images in the subfolders of image folders."
     ),
     root: Path | None = typer.Option(
         None, "--root", help="Data root (default $SRGRAD_DATA, else datasets/).", show_default=False
@@ -109,8 +110,8 @@ def evaluate(
         "y", "--convention", help="y (papers: Y channel, shave=scale), rgb, or div2k (RGB, "
         "shave=scale+6).",
     ),
-    self_ensemble: bool = typer.Option(
-        False, "--self-ensemble", help="Average the 8 flips/rotations (models get a + suffix)."
+    self_ensemble: bool = flag(
+        "--self-ensemble", help="Average the 8 flips/rotations (models get a + suffix)."
     ),
     tile: int | None = typer.Option(None, "--tile", help="Tile side in LR pixels (default auto)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from srgrad.cli._common import console, parse_int_list, parse_name_list, user_errors
+from srgrad.cli._common import console, flag, parse_int_list, parse_name_list, user_errors
 from srgrad.errors import ConfigError
 from srgrad.experiments.sin import QUICK, VARIANTS, SinConfig, default_workers, run_sin
 
@@ -26,8 +26,8 @@ def sin(
     seeds: int | None = typer.Option(None, help="Number of seeds (0 .. N-1) (default 30)."),
     epochs: int | None = typer.Option(None, help="Training epochs per run (default 400)."),
     out: Path = typer.Option(Path("runs/sin"), help="Output folder."),
-    quick: bool = typer.Option(
-        False, "--quick", help="Small run (d=4,16, 3 seeds, 60 epochs) that writes every output."
+    quick: bool = flag(
+        "--quick", help="Small run (d=4,16, 3 seeds, 60 epochs) that writes every output."
     ),
     workers: int | None = typer.Option(
         None, help="Worker processes, one torch thread each (default min(2, CPUs))."

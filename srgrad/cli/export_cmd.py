@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from srgrad.cli._common import ModelOption, ScaleOption, WeightsOption, console, user_errors
+from srgrad.cli._common import ModelOption, ScaleOption, WeightsOption, console, flag, user_errors
 from srgrad.inference.onnx import DEFAULT_OPSET, export_onnx
 
 
@@ -17,7 +17,7 @@ def export(
     scale: ScaleOption = None,
     weights: WeightsOption = None,
     opset: int = typer.Option(DEFAULT_OPSET, "--opset", help="ONNX opset version (11 or later)."),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --onnx file."),
+    force: bool = flag("--force", "-f", help="Overwrite an existing --onnx file."),
 ) -> None:
     """Export to ONNX: input `lr` float32 Nx3xHxW RGB in 0-255, output `sr` (H, W dynamic)."""
     path = export_onnx(onnx, model=model, scale=scale, weights=weights, opset=opset, force=force)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import typer
 from rich import box
 from rich.measure import Measurement
 from rich.table import Table
 
-from srgrad.cli._common import console, print_plain, user_errors
+from srgrad.cli._common import console, flag, print_plain, user_errors
 from srgrad.models.weights import model_catalog
 
 COLUMNS = ("name", "blocks x feats", "skip", "alpha", "params (x2)", "shipped weights")
@@ -48,8 +47,8 @@ def _plain(rows: list[tuple[str, ...]]) -> str:
 
 @user_errors
 def models(
-    as_json: bool = typer.Option(
-        False, "--json", help="Print one JSON document (a list with one object per model)."
+    as_json: bool = flag(
+        "--json", help="Print one JSON document (a list with one object per model)."
     ),
 ) -> None:
     """List model names, their shape, parameter counts (x2) and shipped weights."""

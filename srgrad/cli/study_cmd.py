@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from srgrad.cli._common import console, print_plain, user_errors
+from srgrad.cli._common import console, flag, print_plain, user_errors
 
 DEFAULT_ROOT = Path.home() / "srgrad-runs"
 
@@ -20,7 +20,7 @@ def study(
     jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time, one thread each."),
     report: Path | None = typer.Option(None, "--report", "-r", show_default=False,
                                        help="Write the markdown table here too."),
-    report_only: bool = typer.Option(False, "--report-only",
+    report_only: bool = flag("--report-only",
                                      help="Do not train: report the runs as they are."),
 ) -> None:
     """Train every variant of a study with every seed, then print the paired comparison

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from srgrad.cli._common import print_plain, user_errors
+from srgrad.cli._common import flag, print_plain, user_errors
 from srgrad.train.config import (
     RESUME_MAY_CHANGE,
     TrainConfig,
@@ -29,11 +29,6 @@ def _help(text: str, name: str) -> str:
         return text
     shown = ", ".join(value) if isinstance(value, list) else value
     return f"{text} {escape(f'[default: {shown}]')}"
-
-
-def _flag(name: str, text: str) -> typer.models.OptionInfo:
-    """An on/off flag, shown without a value placeholder."""
-    return Opt(False, name, metavar="", help=text)
 
 
 _RESUME_HELP = (
@@ -91,7 +86,7 @@ def train(
     out: str | None = Opt(
         None, help=_help("Run folder (checkpoints, metrics.csv, weights).", "out")
     ),
-    resume: bool = _flag("--resume", _RESUME_HELP),
+    resume: bool = flag("--resume", help=_RESUME_HELP),
     init_from: str | None = Opt(None, help="Weights to start from (x3/x4 from x2)."),
     device: str | None = Opt(None, help=_help("auto, cpu or cuda.", "device")),
     precision: str | None = Opt(
@@ -99,8 +94,8 @@ def train(
         help=_help("auto (bf16 where the CPU/GPU computes it natively, else fp32), fp32, bf16 or "
                    "fp16 (CUDA).", "precision"),
     ),
-    compile_model: bool = _flag(
-        "--compile", "torch.compile the training forward (slow start, faster steps)."
+    compile_model: bool = flag(
+        "--compile", help="torch.compile the training forward (slow start, faster steps)."
     ),
     workers: int | None = Opt(None, help=_help("Threads preparing the LR cache.", "workers")),
     cache_dir: str | None = Opt(None, help="LR cache folder (default ~/.cache/srgrad/lr)."),
@@ -117,7 +112,7 @@ def train(
     log_every: int | None = Opt(
         None, help=_help("Log a metrics row every N iterations.", "log_every")
     ),
-    quiet: bool = _flag("--quiet", "Plain log lines instead of a progress bar."),
+    quiet: bool = flag("--quiet", help="Plain log lines instead of a progress bar."),
     skip: str | None = Opt(
         None, help="gradient, convex (the -grad models' default) or scaled (the control: "
         "y = F(x) + (1 - s) x, no g)."
@@ -127,11 +122,11 @@ def train(
         None, help="Adam learning rate of alpha and beta (default: --lr, at which they barely "
         "move)."
     ),
-    freeze_alpha: bool = _flag("--freeze-alpha", "Keep alpha fixed at its initial value."),
+    freeze_alpha: bool = flag("--freeze-alpha", help="Keep alpha fixed at its initial value."),
     norm: str | None = Opt(None, help="Gradient normalization: none, sample or pixel."),
     magnitude: str | None = Opt(None, help="unit, input or learned (unit times beta)."),
     g_scale: float | None = Opt(None, help="Initial beta of --magnitude learned."),
-    grad_through: bool = _flag("--grad-through", "Backpropagate through g."),
+    grad_through: bool = flag("--grad-through", help="Backpropagate through g."),
     grad_impl: str | None = Opt(None, help="auto, analytic or autograd."),
 ) -> None:
     """Train a model; safe to interrupt and --resume."""

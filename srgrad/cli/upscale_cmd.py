@@ -16,6 +16,7 @@ from srgrad.cli._common import (
     WeightsOption,
     console,
     err_console,
+    flag,
     is_tty,
     print_labelled,
     user_errors,
@@ -43,8 +44,8 @@ def upscale(
         help=f"Tile side in input pixels, at least {MIN_TILE} (default: automatic, to bound "
         "memory).",
     ),
-    self_ensemble: bool = typer.Option(
-        False, "--self-ensemble", help="Average the 8 flips/rotations (8x slower, a bit better)."
+    self_ensemble: bool = flag(
+        "--self-ensemble", help="Average the 8 flips/rotations (8x slower, a bit better)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     precision: str = typer.Option(
@@ -52,7 +53,7 @@ def upscale(
         help="auto (bf16 where the CPU or GPU computes it natively, else fp32), fp32, bf16 or "
         "fp16 (CUDA only).",
     ),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
+    force: bool = flag("--force", "-f", help="Overwrite existing outputs."),
     fmt: str | None = typer.Option(
         None, "--format", help="png, jpg or webp (default: the input's, PNG for other formats)."
     ),
