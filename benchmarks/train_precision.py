@@ -16,7 +16,6 @@ Usage: python benchmarks/train_precision.py [--iters 2000] [--seeds 0,1] [--jobs
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import subprocess
@@ -27,6 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 from doc_tables import machine_line, replace_section  # noqa: E402
+
+from srgrad.train.study import summarize  # noqa: E402
 
 MODELS = ("sedsr", "sedsr-grad")
 PRECISIONS = ("fp32", "bf16")
@@ -59,11 +60,8 @@ def run_one(model: str, precision: str, seed: int, iters: int, root: Path) -> Pa
 
 
 def last_val_and_step_ms(run: Path) -> tuple[float, float]:
-    with open(run / "metrics.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    val = [float(r["val_psnr"]) for r in rows if r.get("val_psnr")]
-    steps = [float(r["step_ms"]) for r in rows if r.get("step_ms")]
-    return val[-1], statistics.median(steps)
+    done = summarize(run)
+    return done.val_psnr, done.step_ms
 
 
 def table(root: Path, seeds: list[int], iters: int) -> tuple[str, bool]:

@@ -67,13 +67,12 @@ def ablate(
 
 
 def _images(name: str, scale: int, root: Path | None, data: list[Path]):
-    from srgrad.data.datasets import hr_training_paths
     from srgrad.evaluation.run import load_eval_images
-    from srgrad.train.data import holdout_split
+    from srgrad.train.data import held_out_paths
 
     if not name.startswith("holdout:"):
         return load_eval_images(name, scale, root)
     count = name.split(":", 1)[1]
     if not count.isdigit() or not data:
         raise ConfigError("holdout:N needs a positive N and the training folders (--data)")
-    return load_eval_images(holdout_split(hr_training_paths(data), int(count))[1], scale)
+    return load_eval_images(held_out_paths(data, int(count)), scale)

@@ -47,9 +47,15 @@ class AblationRow:
     ssim: dict[str, float]
 
 
+def convex_blocks(model: nn.Module) -> list[GradResidualBlock]:
+    """The blocks whose skip mixes in g (none for identity or scaled networks)."""
+    return [b for b in model.modules()
+            if isinstance(b, GradResidualBlock) and b.config.skip == "convex"]
+
+
 def gradient_blocks(model: nn.Module) -> list[GradResidualBlock]:
-    blocks = [b for b in model.modules()
-              if isinstance(b, GradResidualBlock) and b.config.skip == "convex"]
+    """convex_blocks, or one ConfigError line when there are none to ablate."""
+    blocks = convex_blocks(model)
     if not blocks:
         raise ConfigError("this model has no convex gradient blocks to ablate; "
                           "use a -grad model (see `srgrad models`)")

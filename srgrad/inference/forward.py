@@ -285,7 +285,7 @@ def super_resolve(model: nn.Module, lr: np.ndarray, *, tile: int | None = None,
         scale = model_scale(model)
         height, width = arr.shape[:2]
         if tile is None:
-            budget = memory_budget or _default_budget(dev)
+            budget = _default_budget(dev) if memory_budget is None else memory_budget
             tile = auto_tile(model, height, width, scale, overlap, budget, precision)
         tiles = plan_tiles(height, width, tile)
         if len(tiles) > 1 and _sample_norm(model):

@@ -33,6 +33,11 @@ def holdout_split(paths: list[Path], count: int) -> tuple[list[Path], list[Path]
     return [p for p in paths if p not in held], sorted(held)
 
 
+def held_out_paths(data: list[str | Path], count: int) -> list[Path]:
+    """The HR images `--val holdout:count` holds out of the training folders `data`."""
+    return holdout_split(hr_training_paths([Path(d) for d in data]), count)[1]
+
+
 class PatchSampler:
     """Random (LR, HR) patch batches with flips and 90-degree rotations."""
 

@@ -13,7 +13,6 @@ error (the standard deviation of the per-seed differences over sqrt(seeds)).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from typing import Any
 
 from srgrad.errors import ConfigError
 from srgrad.train.config import check_keys, holdout_count, make_config, tomllib
+from srgrad.train.curves import read_metrics, series
 
 
 @dataclass(frozen=True)
@@ -157,10 +157,9 @@ def summarize(run: Path) -> RunSummary | None:
     metrics = run / "metrics.csv"
     if not metrics.exists():
         return None
-    with metrics.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    vals = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
-    steps = [float(r["step_ms"]) for r in rows if r.get("step_ms")]
+    rows = read_metrics(metrics)
+    vals = series(rows, "val_psnr")
+    steps = [ms for _, ms in series(rows, "step_ms")]
     if not vals:
         return None
     gates = [float(g) for g in (rows[-1].get("gates") or "").split(";") if g]
@@ -172,24 +171,21 @@ def gradient_share(run: Path, train: dict[str, Any], images: int = 5) -> float |
     """Mean over blocks of g's share of the skip, RMS |s N(g)| / |(1-s) x|, for the run's
     final weights on the first `images` held-out training images (never a test set); None
     for runs without convex gradient blocks."""
-    from srgrad.data.datasets import hr_training_paths
-    from srgrad.evaluation.ablation import ShareMeter
+    from srgrad.evaluation.ablation import ShareMeter, convex_blocks
     from srgrad.evaluation.run import load_eval_images
     from srgrad.inference.forward import super_resolve
-    from srgrad.models.blocks import GradResidualBlock
     from srgrad.models.weights import load_weights
-    from srgrad.train.data import holdout_split
+    from srgrad.train.data import held_out_paths
 
     weights = sorted(run.glob("*_x*.safetensors"))
     if not weights:
         return None
     model, _ = load_weights(weights[0])
-    blocks = [b for b in model.modules()
-              if isinstance(b, GradResidualBlock) and b.config.skip == "convex"]
+    blocks = convex_blocks(model)
     count = holdout_count(make_config({}, {**train, "out": "unused"}).val)
     if not blocks or not count:
         return None  # no convex blocks, or no held-out images to measure on
-    _, held = holdout_split(hr_training_paths([Path(d) for d in train["data"]]), count)
+    held = held_out_paths(train["data"], count)
     meter = ShareMeter(blocks)
     for image in load_eval_images(held[:images], int(train.get("scale", 2))):
         super_resolve(model.eval(), image.lr, precision="fp32")
