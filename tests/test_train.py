@@ -399,3 +399,30 @@ def test_train_help_shows_the_config_defaults_and_no_bool_metavar():
     for flag in ("--resume", "--compile", "--quiet", "--freeze-alpha", "--grad-through"):
         assert "<bool>" not in lines[flag], lines[flag]
     assert "--iters, --time-limit" in result.output  # what --resume may change
+
+
+def test_every_train_option_comes_from_trainconfig_once(monkeypatch, tmp_path):
+    """The CLI's flags are TrainConfig's fields: each one parses into its field, switches set
+    True (--freeze-alpha sets learn_alpha False), and what is not given stays the default."""
+    import dataclasses
+
+    from srgrad.train import loop
+    from srgrad.train.config import TrainConfig, flag_name
+
+    seen = []
+    monkeypatch.setattr(loop, "train", lambda cfg, command: seen.append(cfg) or
+                        loop.TrainResult(cfg.out, None, 0, None, None))
+    help_text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output
+    for f in dataclasses.fields(TrainConfig):
+        assert f"│ {flag_name(f.name)} " in help_text, f.name
+    args = ["train", "--model", "sedsr-grad", "--iters", "7", "--lr", "0.001", "--data", "a",
+            "--data", "b", "--alpha", "-2", "--freeze-alpha", "--grad-through", "--compile",
+            "--quiet", "--time-limit", "5", "--out", str(tmp_path / "run")]
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, ["train", "--out", str(tmp_path / "run2")]).exit_code == 0
+    given, bare = seen
+    assert (given.iters, given.lr, given.data, given.alpha, given.time_limit) == \
+        (7, 0.001, ["a", "b"], -2.0, 5.0)
+    assert (given.learn_alpha, given.grad_through, given.compile, given.quiet) == \
+        (False, True, True, True)
+    assert dataclasses.replace(bare, out=TrainConfig.out) == TrainConfig()

@@ -24,6 +24,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16,
                                          "fp16": torch.float16}
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+PRECISION_HELP = ("auto (bf16 where the CPU or GPU computes it natively, else fp32), fp32, bf16 "
+                  "or fp16 (CUDA only)")
 
 
 @functools.lru_cache(maxsize=1)

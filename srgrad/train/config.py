@@ -12,7 +12,7 @@ from typing import Any
 from srgrad.errors import ConfigError
 from srgrad.evaluation.run import DEFAULT_DATASETS
 from srgrad.models.blocks import GRAD_IMPLS, MAGNITUDES, NORMS, SKIPS
-from srgrad.models.precision import PRECISIONS
+from srgrad.models.precision import PRECISION_HELP, PRECISIONS
 from srgrad.models.registry import MODELS, SCALES, suggest
 
 if sys.version_info >= (3, 11):
@@ -30,54 +30,76 @@ BLOCK_FLAGS = ("skip", "alpha", "learn_alpha", "norm", "magnitude", "g_scale", "
 # seconds of each invocation.
 RESUME_MAY_CHANGE = ("iters", "time_limit", "quiet", "log_every", "ckpt_every", "val_every",
                      "workers", "device", "compile", "cache_dir", "val_root")
-FLAG_NAMES = {"learn_alpha": "--freeze-alpha"}  # fields whose flag is not --<field-name>
+
+
+def option(default: Any = None, help: str = "", *, flag: str | None = None,
+           factory: Any = None) -> Any:
+    """A TrainConfig field with its `srgrad train` help (and its flag where that is not
+    --<field-name>): the one definition of a training option, read by the CLI and TOML alike."""
+    metadata = {"help": help, **({"flag": flag} if flag else {})}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class TrainConfig:
-    model: str = "sedsr-grad"
-    scale: int = 2
-    data: list[str] = field(default_factory=lambda: ["datasets/train"])
-    # holdout:N (training images held out), a folder of HR images, or a benchmark name; a
-    # test set (val_is_test_set) is noted as such, in the card too.
-    val: str | None = "holdout:20"
-    val_root: str | None = None  # data root for benchmark names (default: SRGRAD_DATA/datasets)
-    val_every: int = 1000
-    iters: int = 10000
-    batch: int = 16
-    patch: int = 48  # LR patch size; the HR patch is patch * scale
-    lr: float = 2e-4
-    schedule: str = "cosine"  # cosine | step
-    step_every: int = 200000  # step schedule: halve the lr every this many iterations
-    warmup: int = 0
-    ema: float = 0.0  # 0 disables the EMA of the weights; 0.999 is BasicSR's value
-    seed: int = 0
-    out: str = "runs/default"
-    resume: bool = False
-    init_from: str | None = None
-    device: str = "auto"
+    model: str = option("sedsr-grad", "Registry name, e.g. sedsr-grad (see `srgrad models`).")
+    scale: int = option(2, "2, 3 or 4.")
+    data: list[str] = option(
+        help="Repeatable: a DIV2K root, a benchmark-style folder or any folder of HR images.",
+        factory=lambda: ["datasets/train"])
+    # A test set as validation (val_is_test_set) is noted as such, in the card too.
+    val: str | None = option(
+        "holdout:20", "Validation: holdout:N (N training images held out), a folder, none, or a "
+        "benchmark (div2k-valid; test sets set5, set14, b100, urban100 are noted as such).")
+    # Default for benchmark names: SRGRAD_DATA/datasets.
+    val_root: str | None = option(None, "Data root for benchmark validation sets.")
+    val_every: int = option(1000, "Validate every N iterations.")
+    iters: int = option(10000, "Total training iterations.")
+    batch: int = option(16, "Patches per iteration (per process under torchrun).")
+    patch: int = option(48, "LR patch size in pixels (HR is patch x scale).")
+    lr: float = option(2e-4, "Adam learning rate.")
+    schedule: str = option("cosine", "cosine or step (halve every --step-every).")
+    step_every: int = option(200000, "Iterations between halvings for --schedule step.")
+    warmup: int = option(0, "Linear warm-up iterations.")
+    ema: float = option(0.0, "EMA decay of the weights, e.g. 0.999 (BasicSR's; 0 = off).")
+    seed: int = option(0, "Random seed.")
+    out: str = option("runs/default", "Run folder (checkpoints, metrics.csv, weights).")
+    resume: bool = option(False, "Continue the run in --out from its last.pt with its saved "
+                          "settings: nothing else needs to be given, and what is given must "
+                          "match them, except {resume_may_change} (--iters extends the run).")
+    init_from: str | None = option(None, "Weights to start from (x3/x4 from x2).")
+    device: str = option("auto", "auto, cpu or cuda.")
     # auto: bf16 where the hardware computes it natively (held-out PSNR within 0.01 dB of fp32
     # over two seeds of sedsr and sedsr-grad, at half the step time: docs/benchmarks.md s. 2)
-    precision: str = "auto"
-    compile: bool = False  # torch.compile the training forward (docs/benchmarks.md: its gain)
-    workers: int = 0
-    cache_dir: str | None = None  # LR cache; default $SRGRAD_CACHE, else ~/.cache/srgrad/lr
-    # Seconds per invocation; a safety net that ends a run early, noted in its card. 0 or
-    # None: no limit (0 lifts a saved one on --resume).
-    time_limit: float | None = None
-    ckpt_every: int = 500
-    log_every: int = 50
-    quiet: bool = False
-    alpha_lr: float | None = None  # Adam lr of alpha and beta (None: --lr); they barely move at it
+    precision: str = option("auto", PRECISION_HELP + ".")
+    compile: bool = option(False, "torch.compile the training forward (slow start, faster "
+                           "steps; docs/benchmarks.md has its gain).")
+    workers: int = option(0, "Threads preparing the LR cache.")
+    cache_dir: str | None = option(
+        None, "LR cache folder (default $SRGRAD_CACHE, else ~/.cache/srgrad/lr).")
+    time_limit: float | None = option(
+        None, "Stop after this many seconds of this invocation (looked at after every step; "
+        "under torchrun every --log-every steps or sooner, so all ranks stop together), with "
+        "a checkpoint and weights; the card says so; --resume goes on (with the same limit; "
+        "--time-limit 0 lifts it).")
+    ckpt_every: int = option(500, "Checkpoint every N iterations.")
+    log_every: int = option(50, "Log a metrics row every N iterations.")
+    quiet: bool = option(False, "Plain log lines instead of a progress bar.")
+    alpha_lr: float | None = option(
+        None, "Adam learning rate of alpha and beta (default: --lr, at which they barely move).")
     # Block overrides for the gradient variants (None keeps the registry's value).
-    skip: str | None = None
-    alpha: float | None = None
-    learn_alpha: bool | None = None
-    norm: str | None = None
-    magnitude: str | None = None
-    g_scale: float | None = None
-    grad_through: bool | None = None
-    grad_impl: str | None = None
+    skip: str | None = option(None, "gradient, convex (the -grad models' default) or scaled "
+                              "(the control: y = F(x) + (1 - s) x, no g).")
+    alpha: float | None = option(None, "Initial alpha of gradient blocks.")
+    learn_alpha: bool | None = option(
+        None, "Keep alpha fixed at its initial value.", flag="--freeze-alpha")
+    norm: str | None = option(None, "Gradient normalization: none, sample or pixel.")
+    magnitude: str | None = option(None, "unit, input or learned (unit times beta).")
+    g_scale: float | None = option(None, "Initial beta of --magnitude learned.")
+    grad_through: bool | None = option(None, "Backpropagate through g.")
+    grad_impl: str | None = option(None, "auto, analytic or autograd.")
 
     def block_overrides(self) -> dict[str, Any]:
         return {n: getattr(self, n) for n in BLOCK_FLAGS if getattr(self, n) is not None}
@@ -87,7 +109,14 @@ class TrainConfig:
 
 
 def flag_name(field_name: str) -> str:
-    return FLAG_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+    meta = TrainConfig.__dataclass_fields__[field_name].metadata
+    return meta.get("flag", "--" + field_name.replace("_", "-"))
+
+
+def field_help(field_name: str) -> str:
+    """The `srgrad train --help` text of a TrainConfig field."""
+    text = TrainConfig.__dataclass_fields__[field_name].metadata["help"]
+    return text.format(resume_may_change=", ".join(flag_name(n) for n in RESUME_MAY_CHANGE))
 
 
 def val_is_test_set(val: str | None) -> bool:
