@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -12,10 +11,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from srgrad.console import console, err_console
 from srgrad.errors import ConfigError, SrgradError
-
-console = Console()
-err_console = Console(stderr=True)
+from srgrad.inference.forward import MIN_TILE
 
 F = TypeVar("F", bound=Callable)
 
@@ -27,6 +25,13 @@ ScaleOption = Annotated[int | None, typer.Option(
     "--scale", "-s", help="2, 3 or 4. Default: 2, or the scale stored in --weights.")]
 WeightsOption = Annotated[Path | None, typer.Option(
     "--weights", "-w", help="A weights file (.safetensors) instead of --model.")]
+# Options shared by the commands that run models on images (upscale, eval).
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+TileOption = Annotated[int | None, typer.Option("--tile", show_default=False, help=(
+    f"Tile side in LR pixels, at least {MIN_TILE} (default: automatic, to bound memory)."))]
+SelfEnsembleOption = Annotated[bool, typer.Option(
+    "--self-ensemble", metavar="", help="Average the 8 flips/rotations (8x slower, a bit "
+    "better; eval names such models with a + suffix).")]
 
 
 def flag(*names: str, help: str) -> typer.models.OptionInfo:
@@ -82,7 +87,3 @@ def parse_int_list(text: str, flag: str, allowed: set[int] | None = None) -> lis
 
 def parse_name_list(text: str) -> list[str]:
     return [part.strip().lower() for part in text.split(",") if part.strip()]
-
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()

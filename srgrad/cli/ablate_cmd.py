@@ -13,11 +13,11 @@ from srgrad.cli._common import (
     ModelOption,
     ScaleOption,
     WeightsOption,
-    console,
     parse_name_list,
     print_plain,
     user_errors,
 )
+from srgrad.console import console
 from srgrad.errors import ConfigError
 
 

@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from srgrad.cli._common import console, err_console, parse_int_list, print_plain, user_errors
+from srgrad.cli._common import parse_int_list, print_plain, user_errors
+from srgrad.console import console, err_console
 from srgrad.data.datasets import resolve_root
 from srgrad.data.download import install, select_sources
 from srgrad.data.selfexsr import import_selfexsr

@@ -13,21 +13,22 @@ from __future__ import annotations
 import shlex
 import time
 from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from srgrad.cli._common import (
-    console,
-    err_console,
+    DeviceOption,
+    SelfEnsembleOption,
+    TileOption,
     flag,
-    is_tty,
     parse_int_list,
     print_labelled,
     print_plain,
     user_errors,
 )
+from srgrad.console import console, err_console, progress_bar
 from srgrad.data.images import write_image
 from srgrad.errors import ConfigError
 from srgrad.evaluation.run import (
@@ -37,6 +38,7 @@ from srgrad.evaluation.run import (
     EvalImage,
     EvalRun,
     ImageScore,
+    ModelSpec,
     check_available,
     dataset_specs,
     model_specs,
@@ -44,6 +46,39 @@ from srgrad.evaluation.run import (
 )
 from srgrad.metrics import CONVENTIONS
 from srgrad.models.registry import SCALES
+
+_ModelsOption = Annotated[list[str] | None, typer.Option(
+    "--model", "-m", show_default=False,
+    help="bicubic or a registry model with shipped weights; repeatable or comma-separated. "
+    "Default: bicubic and every model shipped for the scale.")]
+_WeightsOption = Annotated[list[Path] | None, typer.Option(
+    "--weights", "-w", show_default=False, help="A weights file (.safetensors); repeatable.")]
+_ScalesOption = Annotated[str | None, typer.Option(
+    "--scale", "-s", show_default=False,
+    help="2, 3 or 4 (comma-separated for several). Default: the scale of --weights, else 2.")]
+_DatasetsOption = Annotated[str | None, typer.Option(
+    "--datasets", "-d", show_default=False,
+    help="Comma-separated: set5, set14, b100, urban100, div2k-valid or a folder: one with HR/ "
+    "(and LR_bicubic/X<scale>/) is read as a benchmark set, any other gives its images as HR. "
+    "Default: the four benchmarks that are present under the root.")]
+_RootOption = Annotated[Path | None, typer.Option(
+    "--root", show_default=False, help="Data root (default $SRGRAD_DATA, else datasets/).")]
+_ConventionOption = Annotated[str, typer.Option(
+    "--convention", help="y (papers: Y channel, shave=scale), rgb, or div2k (RGB, "
+    "shave=scale+6).")]
+_PrecisionOption = Annotated[str, typer.Option(
+    "--precision",
+    help="fp32 (exact, the default for reports), auto, bf16 or fp16 (CUDA); reports name it.")]
+_ReportOption = Annotated[list[Path] | None, typer.Option(
+    "--report", "-r", show_default=False,
+    help="Write a report: .json, .md or .csv by extension; repeatable.")]
+_SaveImagesOption = Annotated[Path | None, typer.Option(
+    "--save-images", show_default=False,
+    help="Save SR outputs as DIR/<model>/<data set>/x<scale>/<image>.png.")]
+_CompareOption = Annotated[Path | None, typer.Option(
+    "--compare", show_default=False,
+    help="Write a zoomed-crop grid (HR, bicubic, each model) per image: "
+    "DIR/<data set>/<image>_x<scale>.png.")]
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -57,105 +92,89 @@ def _default_models(scales: list[int]) -> list[str]:
     return [BICUBIC, *have]
 
 
-def _command(names: list[str], weights: list[Path], scales: list[int], datasets: list[str],
-             recursive: bool, root: Path | None, convention: str, self_ensemble: bool,
-             tile: int | None, device: str, precision: str, reports: list[Path],
-             save_images: Path | None, compare: Path | None) -> str:
-    """The canonical command line of this evaluation (recorded in the reports)."""
+def _command(options: dict[str, Any], datasets: list[str], scales: list[int]) -> str:
+    """The canonical command line of this evaluation (recorded in the reports): the options
+    as given, with the scales and data sets resolved."""
+    options = {**options, "scale": ",".join(map(str, scales)), "datasets": ",".join(datasets)}
     args = ["srgrad", "eval"]
-    args += ["--model", ",".join(names)] if names else []
-    for w in weights:
-        args += ["--weights", str(w)]
-    args += ["--scale", ",".join(map(str, scales)), "--datasets", ",".join(datasets)]
-    args += ["--recursive"] if recursive else []
-    args += ["--root", str(root)] if root else []
-    args += ["--convention", convention] + (["--self-ensemble"] if self_ensemble else [])
-    args += (["--tile", str(tile)] if tile else []) + ["--device", device]
-    args += ["--precision", precision]
-    for r in reports:
-        args += ["--report", str(r)]
-    args += ["--save-images", str(save_images)] if save_images else []
-    args += ["--compare", str(compare)] if compare else []
+    for name, value in options.items():
+        flag_text = "--" + name.replace("_", "-")
+        if value is True:
+            args.append(flag_text)
+        elif isinstance(value, list):
+            args += [part for v in value for part in (flag_text, str(v))]
+        elif value is not None and value is not False:
+            args += [flag_text, str(value)]
     return shlex.join(args)
 
 
 @user_errors
 def evaluate(
-    model: list[str] | None = typer.Option(
-        None, "--model", "-m", show_default=False,
-        help="bicubic or a registry model with shipped weights; repeatable or comma-separated. "
-        "Default: bicubic and every model shipped for the scale.",
-    ),
-    weights: list[Path] | None = typer.Option(
-        None, "--weights", "-w", show_default=False,
-        help="A weights file (.safetensors); repeatable.",
-    ),
-    scale: str | None = typer.Option(
-        None, "--scale", "-s", show_default=False,
-        help="2, 3 or 4 (comma-separated for several). Default: the scale of --weights, else 2.",
-    ),
-    datasets: str | None = typer.Option(
-        None, "--datasets", "-d", show_default=False,
-        help="Comma-separated: set5, set14, b100, urban100, div2k-valid or a folder: one "
-        "with HR/ (and LR_bicubic/X<scale>/) is read as a benchmark set, any other gives its "
-        "images as HR. Default: the four benchmarks that are present under the root.",
-    ),
+    model: _ModelsOption = None,
+    weights: _WeightsOption = None,
+    scale: _ScalesOption = None,
+    datasets: _DatasetsOption = None,
     recursive: bool = flag(
-        "--recursive", help="Also score the images in the subfolders of image folders."
-    ),
-    root: Path | None = typer.Option(
-        None, "--root", help="Data root (default $SRGRAD_DATA, else datasets/).", show_default=False
-    ),
-    convention: str = typer.Option(
-        "y", "--convention", help="y (papers: Y channel, shave=scale), rgb, or div2k (RGB, "
-        "shave=scale+6).",
-    ),
-    self_ensemble: bool = flag(
-        "--self-ensemble", help="Average the 8 flips/rotations (models get a + suffix)."
-    ),
-    tile: int | None = typer.Option(None, "--tile", help="Tile side in LR pixels (default auto)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    precision: str = typer.Option(
-        "fp32", "--precision",
-        help="fp32 (exact, the default for reports), auto, bf16 or fp16 (CUDA); reports name it.",
-    ),
-    report: list[Path] | None = typer.Option(
-        None, "--report", "-r", show_default=False,
-        help="Write a report: .json, .md or .csv by extension; repeatable.",
-    ),
-    save_images: Path | None = typer.Option(
-        None, "--save-images", show_default=False,
-        help="Save SR outputs as DIR/<model>/<data set>/x<scale>/<image>.png.",
-    ),
-    compare: Path | None = typer.Option(
-        None, "--compare", show_default=False,
-        help="Write a zoomed-crop grid (HR, bicubic, each model) per image: "
-        "DIR/<data set>/<image>_x<scale>.png.",
-    ),
+        "--recursive", help="Also score the images in the subfolders of image folders."),
+    root: _RootOption = None,
+    convention: _ConventionOption = "y",
+    self_ensemble: SelfEnsembleOption = False,
+    tile: TileOption = None,
+    device: DeviceOption = "auto",
+    precision: _PrecisionOption = "fp32",
+    report: _ReportOption = None,
+    save_images: _SaveImagesOption = None,
+    compare: _CompareOption = None,
 ) -> None:
     """Score models on benchmark sets (PSNR/SSIM) beside the published reference numbers."""
-    from srgrad.evaluation.report import check_report_path, print_tables, write_report
+    options = dict(locals())  # the options as given, before anything else is bound here
+    from srgrad.evaluation.report import print_tables, write_report
+
+    reports = list(report or [])
+    _check_options(convention, tile, reports, save_images, compare)
+    specs, scales = _models_and_scales(_split(model), list(weights or []), scale, self_ensemble)
+    data = _datasets(datasets, scales, root, recursive)
+    command = _command(options, [d.key for d in data], scales)
+    run = EvalRun(convention, scales, specs, data, self_ensemble, *_device(device, precision))
+    total = sum(len(d.pairs[s]) for d in data for s in scales)
+    elapsed = _run_with_progress(run, total, tile, save_images, compare)
+    print_tables(run, console)
+    for path in reports:
+        write_report(path, run, command, elapsed)
+        print_plain(f"wrote {path}", err_console)
+
+
+def _check_options(convention: str, tile: int | None, reports: list[Path],
+                   save_images: Path | None, compare: Path | None) -> None:
+    """Refuse bad options and unwritable outputs before any image is scored."""
+    from srgrad.evaluation.report import check_report_path
     from srgrad.inference.files import prepare_output_folder
+    from srgrad.inference.forward import check_tile
 
     if convention not in CONVENTIONS:
         raise ConfigError(f"--convention must be one of {', '.join(CONVENTIONS)}, "
                           f"got {convention!r}")
-    if tile is not None and tile < 1:
-        raise ConfigError(f"--tile must be a positive number of pixels, got {tile}")
-    reports = list(report or [])
+    check_tile(tile, name="--tile")
     for path in reports:
         check_report_path(path)
     for folder in (save_images, compare):
         if folder is not None:
             prepare_output_folder(folder)
+
+
+def _device(device: str, precision: str) -> tuple[str, str]:
     from srgrad.inference.forward import resolve_device
     from srgrad.models.precision import resolve_precision
 
     dev = resolve_device(device)
-    resolved = resolve_precision(precision, dev)
-    dev = str(dev)
-    names = _split(model)
-    specs = model_specs(names, list(weights or []), self_ensemble)
+    return str(dev), resolve_precision(precision, dev)
+
+
+def _models_and_scales(names: list[str], weights: list[Path], scale: str | None,
+                       self_ensemble: bool) -> tuple[list[ModelSpec], list[int]]:
+    """The models to score and the scales: --scale, else those of --weights, else 2; no
+    model named: bicubic and every shipped model that has all the scales."""
+    specs = model_specs(names, weights, self_ensemble)
     if scale is not None:
         scales = parse_int_list(scale, "--scale", set(SCALES))
     else:
@@ -163,22 +182,19 @@ def evaluate(
     if not specs:
         specs = model_specs(_default_models(scales), [], self_ensemble)
     check_available(specs, scales)
-    set_names = _split([datasets]) if datasets else list(DEFAULT_DATASETS)
+    return specs, scales
+
+
+def _datasets(datasets: str | None, scales: list[int], root: Path | None,
+              recursive: bool) -> list[DatasetSpec]:
+    """The data sets named (or the default benchmarks present), each skipped one said."""
+    names = _split([datasets]) if datasets else list(DEFAULT_DATASETS)
     skipped: list[str] = []
-    data = dataset_specs(set_names, scales, root, explicit=datasets is not None, skipped=skipped,
+    data = dataset_specs(names, scales, root, explicit=datasets is not None, skipped=skipped,
                          recursive=recursive)
     for line in skipped:
         print_labelled("skipped: ", "yellow", line)
-    command = _command(names, list(weights or []), scales, [d.key for d in data], recursive,
-                       root, convention, self_ensemble, tile, device, precision, reports,
-                       save_images, compare)
-    run = EvalRun(convention, scales, specs, data, self_ensemble, dev, resolved)
-    total = sum(len(d.pairs[s]) for d in data for s in scales)
-    elapsed = _run_with_progress(run, total, tile, save_images, compare)
-    print_tables(run, console)
-    for path in reports:
-        write_report(path, run, command, elapsed)
-        print_plain(f"wrote {path}", err_console)
+    return data
 
 
 def _run_with_progress(run: EvalRun, total: int, tile: int | None, save_images: Path | None,
@@ -199,10 +215,7 @@ def _run_with_progress(run: EvalRun, total: int, tile: int | None, save_images: 
         if compare is not None:
             write_compare(compare, data.label, scale, image, outputs, run.convention)
 
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=True, disable=not is_tty(),
-    )
+    progress = progress_bar()
     with progress:
         task = progress.add_task("images", total=total)
         run_eval(run, tile, on_image if save_images or compare else None,

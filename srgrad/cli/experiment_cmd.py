@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from srgrad.cli._common import console, flag, parse_int_list, parse_name_list, user_errors
+from srgrad.cli._common import flag, parse_int_list, parse_name_list, user_errors
+from srgrad.console import console
 from srgrad.errors import ConfigError
 from srgrad.experiments.sin import QUICK, VARIANTS, SinConfig, default_workers, run_sin
 

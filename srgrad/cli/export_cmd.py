@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from srgrad.cli._common import ModelOption, ScaleOption, WeightsOption, console, flag, user_errors
+from srgrad.cli._common import ModelOption, ScaleOption, WeightsOption, flag, user_errors
+from srgrad.console import console
 from srgrad.inference.onnx import DEFAULT_OPSET, export_onnx
 
 

@@ -8,7 +8,8 @@ from rich import box
 from rich.measure import Measurement
 from rich.table import Table
 
-from srgrad.cli._common import console, flag, print_plain, user_errors
+from srgrad.cli._common import flag, print_plain, user_errors
+from srgrad.console import console
 from srgrad.models.weights import model_catalog
 
 COLUMNS = ("name", "blocks x feats", "skip", "alpha", "params (x2)", "shipped weights")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from srgrad.cli._common import console, flag, print_plain, user_errors
+from srgrad.cli._common import flag, print_plain, user_errors
+from srgrad.console import console
 
 DEFAULT_ROOT = Path.home() / "srgrad-runs"
 

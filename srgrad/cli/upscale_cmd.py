@@ -8,23 +8,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from srgrad.cli._common import (
+    DeviceOption,
     ModelOption,
     ScaleOption,
+    SelfEnsembleOption,
+    TileOption,
     WeightsOption,
-    console,
-    err_console,
     flag,
-    is_tty,
     print_labelled,
     user_errors,
 )
+from srgrad.console import console, err_console, progress_bar
 from srgrad.data.images import PNG_LEVEL
 from srgrad.errors import ConfigError
-from srgrad.inference.files import Job, Outcome, upscale_paths
-from srgrad.inference.forward import MIN_TILE
+from srgrad.inference.files import Job, Outcome, Report, upscale_paths
+from srgrad.models.precision import PRECISION_HELP
 
 
 @user_errors
@@ -39,20 +39,10 @@ def upscale(
     scale: ScaleOption = None,
     model: ModelOption = None,
     weights: WeightsOption = None,
-    tile: int | None = typer.Option(
-        None, "--tile",
-        help=f"Tile side in input pixels, at least {MIN_TILE} (default: automatic, to bound "
-        "memory).",
-    ),
-    self_ensemble: bool = flag(
-        "--self-ensemble", help="Average the 8 flips/rotations (8x slower, a bit better)."
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    precision: str = typer.Option(
-        "auto", "--precision",
-        help="auto (bf16 where the CPU or GPU computes it natively, else fp32), fp32, bf16 or "
-        "fp16 (CUDA only).",
-    ),
+    tile: TileOption = None,
+    self_ensemble: SelfEnsembleOption = False,
+    device: DeviceOption = "auto",
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP + "."),
     force: bool = flag("--force", "-f", help="Overwrite existing outputs."),
     fmt: str | None = typer.Option(
         None, "--format", help="png, jpg or webp (default: the input's, PNG for other formats)."
@@ -75,27 +65,45 @@ def upscale(
     """
     if max_pixels is not None and max_pixels < 0:
         raise ConfigError(f"--max-pixels must be positive (0 disables the limit), got {max_pixels}")
-    interactive = is_tty()
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=True, disable=not interactive,
-    )
-    files_task = progress.add_task("images", total=0)
-    tiles_task = progress.add_task("tiles", total=0, visible=False)
+    with _UpscaleProgress() as shown:
+        report = upscale_paths(
+            inputs, out=output, scale=scale, model=model, weights=weights, force=force, fmt=fmt,
+            max_pixels=-1 if max_pixels is None else (max_pixels or None), tile=tile,
+            self_ensemble=self_ensemble, device=device, precision=precision, png_level=png_level,
+            on_plan=shown.on_plan, on_start=shown.on_start, on_done=shown.on_done,
+            on_tile=shown.on_tile,
+        )
+    _summarize(report)
 
-    def on_plan(jobs: list[Job]) -> None:
-        progress.update(files_task, total=len(jobs), completed=0)
 
-    def on_start(job: Job) -> None:
-        progress.update(files_task, description=job.source.name)
-        progress.update(tiles_task, completed=0, total=0, visible=False)
+class _UpscaleProgress:
+    """Images and the current image's tiles as two bars; each outcome as one line."""
 
-    def on_tile(done: int, total: int) -> None:
+    def __init__(self) -> None:
+        self.progress = progress_bar()
+        self.files = self.progress.add_task("images", total=0)
+        self.tiles = self.progress.add_task("tiles", total=0, visible=False)
+
+    def __enter__(self) -> _UpscaleProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def on_plan(self, jobs: list[Job]) -> None:
+        self.progress.update(self.files, total=len(jobs), completed=0)
+
+    def on_start(self, job: Job) -> None:
+        self.progress.update(self.files, description=job.source.name)
+        self.progress.update(self.tiles, completed=0, total=0, visible=False)
+
+    def on_tile(self, done: int, total: int) -> None:
         if total > 1:
-            progress.update(tiles_task, completed=done, total=total, visible=True)
+            self.progress.update(self.tiles, completed=done, total=total, visible=True)
 
-    def on_done(outcome: Outcome) -> None:
-        progress.advance(files_task)
+    def on_done(self, outcome: Outcome) -> None:
+        self.progress.advance(self.files)
         if outcome.status == "written":
             console.print(f"{outcome.source} -> {outcome.output}", highlight=False, markup=False)
         elif outcome.status == "skipped":
@@ -103,17 +111,12 @@ def upscale(
         else:
             print_labelled("error: ", "bold red", outcome.message)
 
-    with progress:
-        report = upscale_paths(
-            inputs, out=output, scale=scale, model=model, weights=weights, force=force, fmt=fmt,
-            max_pixels=-1 if max_pixels is None else (max_pixels or None), tile=tile,
-            self_ensemble=self_ensemble, device=device, precision=precision, png_level=png_level,
-            on_plan=on_plan, on_start=on_start, on_done=on_done, on_tile=on_tile,
-        )
+
+def _summarize(report: Report) -> None:
+    """The notes, one count line, and the exit status of the run."""
     for note in report.notes:
         print_labelled("note: ", "cyan", note)
     written, skipped, failed = (report.count(s) for s in ("written", "skipped", "failed"))
-    summary = f"{written} written, {skipped} skipped, {failed} failed"
-    err_console.print(summary, highlight=False)
+    err_console.print(f"{written} written, {skipped} skipped, {failed} failed", highlight=False)
     if report.exit_code:
         raise typer.Exit(report.exit_code)

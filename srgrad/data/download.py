@@ -30,8 +30,8 @@ from urllib.request import Request, urlopen
 
 from PIL import Image, UnidentifiedImageError
 from rich import progress as rp
-from rich.console import Console
 
+from srgrad.console import progress_bar
 from srgrad.data.archive import (
     ArchiveError,
     count_files,
@@ -328,10 +328,8 @@ def _stream(url: str, part: Path, timeout: float, progress: bool, label: str) ->
 
 def _copy(resp: http.client.HTTPResponse, part: Path, offset: int, total: int | None,
           progress: bool, label: str) -> int:
-    console = Console(stderr=True)
-    bar = rp.Progress(rp.TextColumn(label), rp.BarColumn(), rp.DownloadColumn(),
-                      rp.TransferSpeedColumn(), rp.TimeRemainingColumn(), console=console,
-                      disable=not (progress and console.is_terminal))
+    bar = progress_bar(rp.TextColumn(label), rp.BarColumn(), rp.DownloadColumn(),
+                       rp.TransferSpeedColumn(), rp.TimeRemainingColumn(), show=progress)
     done = offset
     try:
         with bar, open(part, "ab" if offset else "wb") as out:

@@ -169,13 +169,14 @@ def tile_overlap(model: nn.Module) -> int:
     return int(getattr(model, "receptive_radius", lambda: 16)()) + 1
 
 
-def check_tile(tile: int | None, overlap: int, name: str = "tile") -> None:
+def check_tile(tile: int | None, overlap: int | None = None, name: str = "tile") -> None:
     """Refuse explicit tiles under MIN_TILE: each tile also computes `overlap` pixels on every
     side: a 3-pixel tile of sedsr (overlap 21) computes 45x45, 225 times its own area."""
     if tile is not None and tile < MIN_TILE:
+        extra = f"{overlap} pixels of" if overlap else "the model's receptive radius as"
         raise ConfigError(f"{name} must be at least {MIN_TILE} (LR pixels), got {tile}: each tile "
-                          f"also computes {overlap} pixels of overlap on every side, so smaller "
-                          "tiles are mostly overlap")
+                          f"also computes {extra} overlap on every side, so smaller tiles are "
+                          "mostly overlap")
 
 
 def plan_tiles(height: int, width: int, tile: int | None) -> list[tuple[int, int, int, int]]:

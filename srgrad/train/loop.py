@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import copy
-import csv
 import json
-import platform
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from rich.progress import TextColumn, TimeRemainingColumn
 from torch import nn
-from tqdm import tqdm
 
+from srgrad.console import count_columns, is_tty, progress_bar
 from srgrad.errors import ConfigError
 from srgrad.evaluation.run import load_eval_images, score_model
 from srgrad.models.precision import (
@@ -23,21 +21,26 @@ from srgrad.models.precision import (
     resolve_precision,
     to_channels_last,
 )
-from srgrad.models.registry import ModelConfig, build, count_parameters, model_config
+from srgrad.models.registry import build, model_config
 from srgrad.models.weights import save_weights
 from srgrad.train.checkpoint import (
-    gather_to_main,
     load_checkpoint,
     rank_state,
-    rng_state,
-    save_checkpoint,
     set_rng_state,
 )
 from srgrad.train.config import TrainConfig, default_cache_dir, holdout_count, val_is_test_set
 from srgrad.train.curves import plot_curves
 from srgrad.train.data import PatchSampler, prepare_training_data
+from srgrad.train.records import (
+    check_out,
+    log_row,
+    model_card,
+    replica_checksums,
+    truncate_metrics,
+    write_checkpoint,
+    write_rows,
+)
 from srgrad.train.runtime import (
-    Dist,
     ema_update,
     init_distributed,
     init_from,
@@ -45,51 +48,9 @@ from srgrad.train.runtime import (
     param_groups,
     pick_device,
 )
+from srgrad.train.state import RunState, TrainResult
 
-METRIC_FIELDS = ["step", "loss", "lr", "data_ms", "step_ms", "val_psnr", "val_ssim", "gates"]
 NO_STEP = torch.iinfo(torch.int64).max  # first_bad's value while every loss has been finite
-
-
-@dataclass
-class TrainResult:
-    out: Path
-    weights: Path | None
-    steps: int
-    best_psnr: float | None
-    last_psnr: float | None
-    stopped_by_time_limit: bool = False
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def _check_out(out: Path, resume: bool) -> None:
-    if resume:
-        return
-    if (out / "last.pt").exists() or (out / "metrics.csv").exists():
-        raise ConfigError(
-            f"{out} already holds a training run; "
-            "pass --resume to continue it or choose another --out"
-        )
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, forget rows logged after the checkpoint so the log matches an unbroken run."""
-    if not path.exists():
-        return
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
-    _write_rows(path, rows, mode="w")
-
-
-def _write_rows(path: Path, rows: list[dict], mode: str = "a") -> None:
-    new = mode == "w" or not path.exists()
-    with path.open(mode, newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
 
 
 def _checks_at(step: int, config: TrainConfig) -> bool:
@@ -100,50 +61,6 @@ def _checks_at(step: int, config: TrainConfig) -> bool:
             or step == config.iters or bool(config.val) and step % config.val_every == 0)
 
 
-@dataclass
-class _Run:
-    """What the steps of one training run share: its parts, its data and its counters."""
-
-    config: TrainConfig
-    dist: Dist
-    device: torch.device
-    model_cfg: ModelConfig
-    model: nn.Module
-    ema: nn.Module | None
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    sampler: PatchSampler
-    val_images: list
-    prep_s: float
-    precision: str = "fp32"
-    train_model: nn.Module | None = None  # the model, wrapped in DDP and compiled as asked
-    scaler: torch.amp.GradScaler | None = None
-    bar: tqdm | None = None
-    step: int = 0  # the last step done
-    best: float | None = None
-    last_psnr: float | None = None
-    loss_acc: torch.Tensor | None = None  # summed on the device: no sync per step
-    loss_count: int = 0
-    # The first step whose loss was NaN/inf, recorded on the device (no sync per step) and
-    # checked before anything is logged or written: a diverged run must not save its weights.
-    first_bad: torch.Tensor | None = None
-    wall_before: float = 0.0  # seconds trained by earlier invocations of a resumed run
-    t_run: float = 0.0
-    data_s: float = 0.0
-    step_s: float = 0.0
-
-    @property
-    def out(self) -> Path:
-        return Path(self.config.out)
-
-    @property
-    def eval_model(self) -> nn.Module:
-        return self.ema if self.ema is not None else self.model
-
-    def wall(self) -> float:
-        return self.wall_before + time.perf_counter() - self.t_run
-
-
 def train(config: TrainConfig, command: str = "") -> TrainResult:
     """Train to --iters (or until --time-limit), writing the run folder --out."""
     run = _setup(config)
@@ -151,10 +68,10 @@ def train(config: TrainConfig, command: str = "") -> TrainResult:
     return _finish(run, stopped_at, command)
 
 
-def _setup(config: TrainConfig) -> _Run:
+def _setup(config: TrainConfig) -> RunState:
     out = Path(config.out)
     # Every rank checks before the process group forms, i.e. before rank 0 can write anything.
-    _check_out(out, config.resume)
+    check_out(out, config.resume)
     dist = init_distributed(
         "cuda" if config.device != "cpu" and torch.cuda.is_available() else "cpu"
     )
@@ -176,7 +93,7 @@ def _setup(config: TrainConfig) -> _Run:
         if config.val and dist.main
         else []
     )
-    run = _Run(config, dist, device, model_cfg, model, ema, optimizer, scheduler, sampler,
+    run = RunState(config, dist, device, model_cfg, model, ema, optimizer, scheduler, sampler,
                val_images, prep_s)
     run.loss_acc = torch.zeros((), dtype=torch.float32, device=device)
     run.first_bad = torch.tensor(NO_STEP, device=device)
@@ -211,7 +128,7 @@ def _build(config: TrainConfig, device: torch.device) -> tuple:
     return model_cfg, model, ema, optimizer, scheduler
 
 
-def _restore(run: _Run, state: dict) -> None:
+def _restore(run: RunState, state: dict) -> None:
     run.model.load_state_dict(state["model"])
     if run.ema is not None and state.get("ema") is not None:
         run.ema.load_state_dict(state["ema"])
@@ -229,10 +146,10 @@ def _restore(run: _Run, state: dict) -> None:
     run.loss_count = state["loss_count"]
     run.wall_before = state.get("wall_s", 0.0)
     if run.dist.main:
-        _truncate_metrics(run.out / "metrics.csv", run.step)
+        truncate_metrics(run.out / "metrics.csv", run.step)
 
 
-def _prepare_step(run: _Run) -> None:
+def _prepare_step(run: RunState) -> None:
     """The model as the steps run it (DDP, compiled), the precision and the progress bar."""
     config, dist, device = run.config, run.dist, run.device
     run.train_model = run.model
@@ -243,16 +160,16 @@ def _prepare_step(run: _Run) -> None:
         run.train_model = torch.compile(run.train_model)
     run.precision = resolve_precision(config.precision, device)
     run.scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
-    run.bar = tqdm(
-        total=config.iters,
-        initial=run.step,
-        disable=config.quiet or not dist.main,
-        dynamic_ncols=True,
-        desc=f"{config.model} x{config.scale}",
-    )
+    run.plain_log = config.quiet or not is_tty()
+    status = TextColumn("{task.fields[status]}")
+    run.bar = progress_bar(*count_columns(), TimeRemainingColumn(), status,
+                           show=not run.plain_log and dist.main)
+    run.bar_task = run.bar.add_task(f"{config.model} x{config.scale}", total=config.iters,
+                                    completed=run.step, status="")
+    run.bar.start()
 
 
-def _loop(run: _Run) -> int | None:
+def _loop(run: RunState) -> int | None:
     """Train up to --iters; the step it stopped at when --time-limit ended it first."""
     config = run.config
     run.t_run = time.perf_counter()
@@ -261,13 +178,13 @@ def _loop(run: _Run) -> int | None:
         stop = (_checks_at(step, config) or _time_is_up(run)) and _check(run, step)
         _report(run, step, stop)
         if stop or step % config.ckpt_every == 0 or step == config.iters:
-            _checkpoint(run, step)
+            write_checkpoint(run, step)
         if stop and step < config.iters:
             return step
     return None
 
 
-def _train_step(run: _Run, step: int) -> None:
+def _train_step(run: RunState, step: int) -> None:
     t0 = time.perf_counter()
     lr_batch, hr_batch = run.sampler.sample()
     t1 = time.perf_counter()
@@ -287,17 +204,17 @@ def _train_step(run: _Run, step: int) -> None:
     run.step = step
     run.data_s += t1 - t0
     run.step_s += time.perf_counter() - t1
-    run.bar.update(1)
+    run.bar.advance(run.bar_task)
 
 
-def _time_is_up(run: _Run) -> bool:
+def _time_is_up(run: RunState) -> bool:
     """--time-limit on this process's clock, looked at every step in a single process; under
     DDP only where _check makes the ranks agree (at _checks_at steps)."""
     limit = run.config.time_limit
     return run.dist.world == 1 and bool(limit) and time.perf_counter() - run.t_run > limit
 
 
-def _check(run: _Run, step: int) -> bool:
+def _check(run: RunState, step: int) -> bool:
     """Raise, before anything of the run is written, if a loss so far was NaN/inf or the
     update of `step` made the weights so (its loss was finite; the next one would not be).
     Else whether --time-limit is up. Under DDP one all-reduce makes every rank agree on both,
@@ -312,7 +229,7 @@ def _check(run: _Run, step: int) -> bool:
     bad, in_time = int(flags[0]), bool(flags[1])
     if bad == NO_STEP:
         return not in_time
-    run.bar.close()
+    run.bar.stop()
     precision = run.precision
     fp32 = "" if precision == "fp32" else f" or use --precision fp32 (this run: {precision})"
     raise ConfigError(f"training diverged at step {bad}: the loss or the weights became "
@@ -320,39 +237,24 @@ def _check(run: _Run, step: int) -> bool:
                       f"step); lower --lr (now {config.lr:g}){fp32}")
 
 
-def _report(run: _Run, step: int, stop: bool) -> None:
+def _report(run: RunState, step: int, stop: bool) -> None:
     """Log a metrics row and validate when due (and at a --time-limit stop)."""
     config = run.config
     row = None
     if step % config.log_every == 0 or step == config.iters:
-        row = _log_row(run, step)
+        row = log_row(run, step)
     if run.val_images and (step % config.val_every == 0 or step == config.iters or stop):
         row = _validate(run, step, row or {"step": step})
     if row and run.dist.main:
-        _write_rows(run.out / "metrics.csv", [row])
-        if config.quiet:
+        write_rows(run.out / "metrics.csv", [row])
+        if run.plain_log:
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
         else:
-            val = f"{run.last_psnr:.2f}" if run.last_psnr else "-"
-            run.bar.set_postfix(loss=row.get("loss", "-"), val=val)
+            val = f"{run.last_psnr:.2f} dB" if run.last_psnr else "-"
+            run.bar.update(run.bar_task, status=f"loss {row.get('loss', '-')}  val {val}")
 
 
-def _log_row(run: _Run, step: int) -> dict:
-    every = run.config.log_every
-    row = {
-        "step": step,
-        "loss": f"{float(run.loss_acc) / max(1, run.loss_count):.4f}",
-        "lr": f"{run.scheduler.get_last_lr()[0]:.3g}",
-        "data_ms": f"{1000 * run.data_s / every:.2f}",
-        "step_ms": f"{1000 * run.step_s / every:.2f}",
-        "gates": ";".join(f"{g:.4f}" for g in _unwrap(run.eval_model).gates()),
-    }
-    run.loss_acc.zero_()
-    run.loss_count, run.data_s, run.step_s = 0, 0.0, 0.0
-    return row
-
-
-def _validate(run: _Run, step: int, row: dict) -> dict:
+def _validate(run: RunState, step: int, row: dict) -> dict:
     psnr, ssim = score_model(run.eval_model, run.val_images, run.config.scale, run.device)
     run.last_psnr = psnr
     row.update(val_psnr=f"{psnr:.4f}", val_ssim=f"{ssim:.5f}")
@@ -364,37 +266,14 @@ def _validate(run: _Run, step: int, row: dict) -> dict:
     return row
 
 
-def _checkpoint(run: _Run, step: int) -> None:
-    """last.pt, with every rank's sampler and RNG state: under DDP each rank draws its own
-    patches, and a resumed rank must go on with its own stream, not rank 0's."""
-    ranks = gather_to_main({"sampler": run.sampler.state(), "rng": rng_state()}, run.dist.world)
-    if not run.dist.main:
-        return
-    payload = {
-        "config": run.config.to_dict(),
-        "model_config": run.model_cfg.to_dict(),
-        "step": step,
-        "model": run.model.state_dict(),
-        "ema": run.ema.state_dict() if run.ema is not None else None,
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "ranks": ranks,
-        "best_psnr": run.best,
-        "loss_sum": float(run.loss_acc),
-        "loss_count": run.loss_count,
-        "wall_s": run.wall(),
-    }
-    save_checkpoint(run.out / "last.pt", payload)
-
-
-def _finish(run: _Run, stopped_at: int | None, command: str) -> TrainResult:
-    run.bar.close()
-    checksums = _replica_checksums(run.model, run.dist.world)
+def _finish(run: RunState, stopped_at: int | None, command: str) -> TrainResult:
+    run.bar.stop()
+    checksums = replica_checksums(run.model, run.dist.world)
     weights = None
     if run.dist.main:
         config = run.config
         weights = run.out / f"{config.model}_x{config.scale}.safetensors"
-        card = _card(run, stopped_at, checksums, command)
+        card = model_card(run, stopped_at, checksums, command)
         save_weights(run.eval_model, run.model_cfg, weights, card=card)
         (run.out / "model_card.json").write_text(json.dumps(card, indent=2))
         plot_curves(run.out / "metrics.csv", run.out / "curve.png",
@@ -405,53 +284,3 @@ def _finish(run: _Run, stopped_at: int | None, command: str) -> TrainResult:
                        stopped_by_time_limit=stopped_at is not None)
 
 
-def _card(run: _Run, stopped_at: int | None, checksums: list[float], command: str) -> dict:
-    config = run.config
-    return {
-        "model": config.model,
-        "scale": config.scale,
-        "block": run.model_cfg.block.__dict__,
-        "parameters": count_parameters(run.model),
-        "data": config.data,
-        "iterations": run.step,  # trained; fewer than requested when --time-limit stopped it
-        "iterations_requested": config.iters,
-        "batch": config.batch,
-        "patch": config.patch,
-        "lr": config.lr,
-        "schedule": config.schedule,
-        "ema": config.ema,
-        "seed": config.seed,
-        "init_from": config.init_from,
-        "train_seconds": round(run.wall(), 1),
-        "stopped_by_time_limit_at": stopped_at,
-        "data_prep_seconds": round(run.prep_s, 1),
-        "device": _device_name(run.device),
-        "precision": run.precision,
-        "world_size": run.dist.world,
-        "replica_checksums": checksums,
-        "val": config.val,
-        "val_is_test_set": val_is_test_set(config.val),
-        "val_best_psnr": run.best,
-        "val_last_psnr": run.last_psnr,
-        "gates": _unwrap(run.eval_model).gates(),
-        "command": command,
-    }
-
-
-def _replica_checksums(model: nn.Module, world: int) -> list[float]:
-    """A weight checksum from every rank: DDP replicas must agree exactly."""
-    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
-    local = (
-        flat * torch.linspace(1, 2, flat.numel(), dtype=torch.float64, device=flat.device)
-    ).sum()
-    if world == 1:
-        return [float(local)]
-    gathered = [torch.zeros_like(local) for _ in range(world)]
-    torch.distributed.all_gather(gathered, local)
-    return [float(v) for v in gathered]
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
