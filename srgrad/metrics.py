@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from skimage.metrics import structural_similarity
 
 from srgrad.errors import DataError
 
@@ -22,8 +23,6 @@ CONVENTIONS: dict[str, str] = {
 }
 
 SSIM_WINDOW = 11
-_SSIM_C1 = (0.01 * 255) ** 2
-_SSIM_C2 = (0.03 * 255) ** 2
 
 
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
@@ -51,46 +50,23 @@ def psnr(sr: np.ndarray, hr: np.ndarray, data_range: float = 255) -> float:
     return 10.0 * math.log10(data_range**2 / mse)
 
 
-def _gaussian_1d(size: int = SSIM_WINDOW, sigma: float = 1.5) -> np.ndarray:
-    r = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-(r * r) / (2 * sigma * sigma))
-    return g / g.sum()  # the 2-D window is the outer product, so it also sums to 1
-
-
-def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Separable 'valid' correlation of a 2-D array with ``g`` along both axes."""
-    k = len(g)
-    h, w = x.shape
-    rows = sum(g[i] * x[i : h - k + 1 + i] for i in range(k))
-    return sum(g[i] * rows[:, i : w - k + 1 + i] for i in range(k))
-
-
-def _ssim_2d(a: np.ndarray, b: np.ndarray) -> float:
-    g = _gaussian_1d()
-    if min(a.shape) < len(g):
-        raise DataError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its window, "
-                        f"valid region only), got {a.shape[1]}x{a.shape[0]}")
-    mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
-    var_a = _filter_valid(a * a, g) - mu_a * mu_a
-    var_b = _filter_valid(b * b, g) - mu_b * mu_b
-    cov = _filter_valid(a * b, g) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + _SSIM_C1) * (2 * cov + _SSIM_C2)
-    den = (mu_a * mu_a + mu_b * mu_b + _SSIM_C1) * (var_a + var_b + _SSIM_C2)
-    return float(np.mean(num / den))
-
-
 def ssim(sr: np.ndarray, hr: np.ndarray) -> float:
     """SSIM on the 0..255 scale (Wang et al.): 11x11 Gaussian, sigma 1.5, valid region.
 
-    HxW inputs give one SSIM; HxWxC inputs the mean over channels.
-    """
+    HxW inputs give one SSIM; HxWxC inputs the mean over channels. scikit-image's SSIM with
+    these settings: it pads with reflected borders but averages the map cropped by 5 pixels
+    per side, which is exactly MATLAB's valid region (tests/test_metrics.py checks it against
+    an independent valid-region implementation)."""
     a = np.asarray(sr, dtype=np.float64)
     b = np.asarray(hr, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
-    if a.ndim == 2:
-        return _ssim_2d(a, b)
-    return float(np.mean([_ssim_2d(a[:, :, c], b[:, :, c]) for c in range(a.shape[2])]))
+    if min(a.shape[:2]) < SSIM_WINDOW:
+        raise DataError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its window, "
+                        f"valid region only), got {a.shape[1]}x{a.shape[0]}")
+    return float(structural_similarity(
+        a, b, win_size=SSIM_WINDOW, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False, data_range=255, channel_axis=2 if a.ndim == 3 else None))
 
 
 def _squeeze_gray(img: np.ndarray) -> np.ndarray:

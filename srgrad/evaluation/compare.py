@@ -6,13 +6,13 @@ most HR gradient energy, i.e. the most detail, found exactly with a summed-area 
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from srgrad.evaluation.figures import figure, png_bytes
 from srgrad.evaluation.report import write_bytes_atomic
 from srgrad.evaluation.run import BICUBIC, EvalImage, ImageScore, bicubic_upscale
 from srgrad.metrics import rgb_to_y, score
@@ -47,8 +47,6 @@ def compare_figure(image: EvalImage, outputs: Mapping[str, tuple[np.ndarray, Ima
                    scale: int, convention: str = "y", title: str = "") -> bytes:
     """PNG bytes of the grid: the full HR with the crop marked, then HR, bicubic (computed here
     if it is not among `outputs`) and each model on the same crop, titled with its PSNR/SSIM."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     panels: dict[str, tuple[np.ndarray, ImageScore | None]] = {"HR (crop)": (image.hr, None)}
@@ -60,11 +58,10 @@ def compare_figure(image: EvalImage, outputs: Mapping[str, tuple[np.ndarray, Ima
     n = len(panels) + 1
     rows = math.ceil(n / 5)
     cols = math.ceil(n / rows)
-    fig = Figure(figsize=(3.0 * cols, 3.4 * rows), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig, axes = figure(rows, cols, figsize=(3.0 * cols, 3.4 * rows), layout="constrained")
+    axes = axes.ravel()
     gray = image.hr.ndim == 2 or image.hr.shape[2] == 1
     style = {"cmap": "gray", "vmin": 0, "vmax": 255} if gray else {}
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     axes[0].imshow(np.squeeze(image.hr), **style)
     axes[0].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), cw, ch, fill=False, edgecolor="red", lw=1.5))
     axes[0].set_title(f"{image.name} ({image.hr.shape[1]}x{image.hr.shape[0]})", fontsize=9)
@@ -78,9 +75,7 @@ def compare_figure(image: EvalImage, outputs: Mapping[str, tuple[np.ndarray, Ima
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=10)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def write_compare(folder: Path, dataset: str, scale: int, image: EvalImage,

@@ -8,11 +8,9 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from srgrad.evaluation.figures import figure, save_figure
 
 STYLE = {  # variant -> (colour, line style)
     "plain": ("tab:gray", ":"),
@@ -39,7 +37,8 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
 
 
 def _plot_curves(out: Path, curves: dict, variants: list[str], freq: int) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, axes = figure(figsize=(7, 4.5))
+    ax = axes[0, 0]
     n_seeds = 0
     for variant in variants:
         by_epoch = curves.get((variant, freq))
@@ -60,11 +59,7 @@ def _plot_curves(out: Path, curves: dict, variants: list[str], freq: int) -> Pat
     ax.set_title(f"y = sin({freq} x): mean test MSE, band = standard error over {n_seeds} seeds")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    path = out / f"curves_d{freq}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / f"curves_d{freq}.png", dpi=120)
 
 
 def _plot_functions(out: Path) -> Path | None:
@@ -78,7 +73,7 @@ def _plot_functions(out: Path) -> Path | None:
     top = max(freq)
     ncols = 3
     nrows = max(1, math.ceil(len(names) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.6 * nrows), squeeze=False)
+    fig, axes = figure(nrows, ncols, figsize=(4.2 * ncols, 2.6 * nrows))
     for ax, name in zip(axes.flat, names, strict=False):
         pred = np.array([float(r[name]) for r in rows])
         mse = float(np.mean((pred - truth) ** 2))
@@ -89,11 +84,7 @@ def _plot_functions(out: Path) -> Path | None:
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.suptitle(f"Learned functions vs ground truth, y = sin({top} x), seed 0, end of training")
-    fig.tight_layout()
-    path = out / f"functions_d{top}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / f"functions_d{top}.png", dpi=110)
 
 
 def _fmt(mean: float, se: float) -> str:
@@ -138,28 +129,42 @@ def write_report(out: Path) -> list[Path]:
         cells = [_fmt(*_mean_se(list(final[(v, f)].values()))) for f in freqs]
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
     if "residual" in variants:
-        lines += [
-            "",
-            "## Paired with `residual` (same seed: data, minibatch order, shared initial weights)",
-            "",
-            "Geometric mean over seeds of final MSE / residual's final MSE (< 1: better), "
-            "and the number of seeds where the variant is lower.",
-            "",
-            "| variant | " + " | ".join(f"d={f}" for f in freqs) + " |",
-            "|---|" + "---|" * len(freqs),
-        ]
-        for v in variants:
-            cells = []
-            for f in freqs:
-                base, mine = final[("residual", f)], final[(v, f)]
-                seeds = sorted(set(base) & set(mine))
-                ratios = np.array([mine[s] / base[s] for s in seeds])
-                ok = ratios[np.isfinite(ratios) & (ratios > 0)]
-                geo = float(np.exp(np.mean(np.log(ok)))) if len(ok) else math.nan
-                cells.append(f"{geo:.3g} ({int(np.sum(ratios < 1))}/{len(seeds)})")
-            lines.append(f"| {v} | " + " | ".join(cells) + " |")
+        lines += _paired_table(variants, freqs, final)
+    lines += _timing_table(variants, secs)
+    lines += ["", "Figures: " + ", ".join(f"`{p.name}`" for p in files), ""]
+    summary = out / "summary.md"
+    summary.write_text("\n".join(lines))
+    return [*files, summary]
+
+
+def _paired_table(variants: list[str], freqs: list[int],
+                  final: dict[tuple[str, int], dict[int, float]]) -> list[str]:
+    lines = [
+        "",
+        "## Paired with `residual` (same seed: data, minibatch order, shared initial weights)",
+        "",
+        "Geometric mean over seeds of final MSE / residual's final MSE (< 1: better), "
+        "and the number of seeds where the variant is lower.",
+        "",
+        "| variant | " + " | ".join(f"d={f}" for f in freqs) + " |",
+        "|---|" + "---|" * len(freqs),
+    ]
+    for v in variants:
+        cells = []
+        for f in freqs:
+            base, mine = final[("residual", f)], final[(v, f)]
+            seeds = sorted(set(base) & set(mine))
+            ratios = np.array([mine[s] / base[s] for s in seeds])
+            ok = ratios[np.isfinite(ratios) & (ratios > 0)]
+            geo = float(np.exp(np.mean(np.log(ok)))) if len(ok) else math.nan
+            cells.append(f"{geo:.3g} ({int(np.sum(ratios < 1))}/{len(seeds)})")
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _timing_table(variants: list[str], secs: dict[str, list[float]]) -> list[str]:
     ref = float(np.mean(secs["residual"])) if secs.get("residual") else math.nan
-    lines += [
+    lines = [
         "",
         "## Training time per epoch (one torch thread per worker; shared CPU, so indicative)",
         "",
@@ -169,7 +174,4 @@ def write_report(out: Path) -> list[Path]:
     for v in variants:
         ms = 1000 * float(np.mean(secs[v])) if secs.get(v) else math.nan
         lines.append(f"| {v} | {ms:.1f} | {ms / (1000 * ref):.2f} |")
-    lines += ["", "Figures: " + ", ".join(f"`{p.name}`" for p in files), ""]
-    summary = out / "summary.md"
-    summary.write_text("\n".join(lines))
-    return [*files, summary]
+    return lines

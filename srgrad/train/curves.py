@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from srgrad.evaluation.figures import figure, save_figure
+
 
 def read_metrics(path: Path) -> list[dict[str, str]]:
     with Path(path).open(newline="") as fh:
@@ -18,14 +20,14 @@ def series(rows: list[dict[str, str]], column: str) -> list[tuple[int, float]]:
 
 def plot_curves(metrics_csv: Path, png: Path, title: str = "") -> Path | None:
     """Training loss and validation PSNR against step; None when there is nothing to plot."""
-    plt = _pyplot()
     if not Path(metrics_csv).exists():
         return None
     rows = read_metrics(metrics_csv)
     loss, val = series(rows, "loss"), series(rows, "val_psnr")
     if not loss and not val:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, axes = figure(figsize=(7, 4))
+    ax = axes[0, 0]
     if loss:
         ax.plot(*zip(*loss, strict=False), color="tab:blue", lw=1, label="train L1 loss")
     ax.set_xlabel("iteration")
@@ -35,14 +37,14 @@ def plot_curves(metrics_csv: Path, png: Path, title: str = "") -> Path | None:
         ax2.plot(*zip(*val, strict=False), color="tab:red", marker="o", ms=3, label="val PSNR")
         ax2.set_ylabel("validation PSNR (dB, Y)", color="tab:red")
     ax.set_title(title)
-    return _save(fig, png)
+    return save_figure(fig, png, dpi=110)
 
 
 def plot_runs(runs: dict[str, Path], png: Path, title: str = "", smooth: int = 5) -> Path:
     """Several runs' metrics.csv side by side: training loss (moving average over `smooth`
     logged values) and validation PSNR against step, one colour per run label."""
-    plt = _pyplot()
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = figure(1, 2, figsize=(11, 4))
+    ax_loss, ax_val = axes[0]
     for label, csv_path in runs.items():
         rows = read_metrics(csv_path)
         loss, val = series(rows, "loss"), series(rows, "val_psnr")
@@ -60,23 +62,4 @@ def plot_runs(runs: dict[str, Path], png: Path, title: str = "", smooth: int = 5
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
-    return _save(fig, png)
-
-
-def _pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (imported late: plotting is optional)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, png: Path) -> Path:
-    plt = _pyplot()
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png, dpi=110)
