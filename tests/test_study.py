@@ -115,3 +115,20 @@ def replace_iters(study, iters):
     from dataclasses import replace
 
     return replace(study, train={**study.train, "iters": iters})
+
+
+def test_gs_share_is_measured_with_each_variants_own_settings(tmp_path, monkeypatch):
+    """An x3 variant of an x2 study is measured on x3 held-out pairs, not x2 ones."""
+    from srgrad.train import study as study_mod
+
+    data = make_images(tmp_path / "data")
+    text = open(recipe(tmp_path, data)).read().replace("alpha = 0.0", "alpha = 0.0\nscale = 3")
+    path = tmp_path / "x3.toml"
+    path.write_text(text)
+    seen = {}
+    monkeypatch.setattr(study_mod, "summarize",
+                        lambda run: study_mod.RunSummary(30.0, 100.0, [0.5], 4))
+    monkeypatch.setattr(study_mod, "gradient_share",
+                        lambda run, train: seen.setdefault(run.name, train.get("scale", 2)) and 0.01)
+    study_mod.study_table(load_study(path), tmp_path / "runs")
+    assert seen == {"identity_s0": 2, "grad_s0": 3}

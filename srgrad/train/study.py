@@ -225,7 +225,9 @@ def study_table(study: Study, root: Path) -> str:
         gates = [g for r in done.values() for g in r.gates]
         gate_text = f"{min(gates):.3f}-{max(gates):.3f}" if gates else "-"
         steps = sorted({r.iterations for r in done.values()})
-        share = gradient_share(run_folder(root, study, variant, min(done)), study.train)
+        first = min(done)  # the variant's own settings (its scale, data, held-out split)
+        share = gradient_share(run_folder(root, study, variant, first),
+                               study.run_config(variant, first, Path('unused')))
         share_text = "-" if share is None else f"{share:.2%}"
         lines.append(f"| {variant} | {len(done)} (at {'/'.join(map(str, steps))} it) | "
                      f"{psnr[0]:.3f} ± {psnr[1]:.3f} | {diff} | {ms:.0f} | {ratio} | "
