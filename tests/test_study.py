@@ -128,7 +128,7 @@ def test_gs_share_is_measured_with_each_variants_own_settings(tmp_path, monkeypa
     seen = {}
     monkeypatch.setattr(study_mod, "summarize",
                         lambda run: study_mod.RunSummary(30.0, 100.0, [0.5], 4))
-    monkeypatch.setattr(study_mod, "gradient_share",
-                        lambda run, train: seen.setdefault(run.name, train.get("scale", 2)) and 0.01)
+    monkeypatch.setattr(study_mod, "gradient_share", lambda run, train:
+                        seen.setdefault(run.name, train.get("scale", 2)) and 0.01)
     study_mod.study_table(load_study(path), tmp_path / "runs")
     assert seen == {"identity_s0": 2, "grad_s0": 3}
