@@ -9,12 +9,11 @@ import pytest
 
 from srgrad.errors import ConfigError
 from srgrad.train.config import check_keys, load_toml, make_config, tomllib
-from srgrad.train.study import load_study
+from srgrad.train.study import STUDY_KEYS, load_study
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = sorted((REPO / "recipes").glob("*.toml"))
 TABLES = {"study", "train", "variants"}
-STUDY_KEYS = {"name", "seeds", "baseline", "decision", "base", "equal_time_from"}
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 
 
@@ -30,7 +29,7 @@ def test_there_are_recipes():
 def test_recipe_has_only_known_tables_and_study_keys(path):
     data = tables(path)
     assert set(data) <= TABLES, f"{path.name}: unknown table(s) {sorted(set(data) - TABLES)}"
-    unknown = set(data.get("study", {})) - STUDY_KEYS
+    unknown = set(data.get("study", {})) - set(STUDY_KEYS)
     assert not unknown, f"{path.name}: unknown [study] key(s) {sorted(unknown)}"
     if "base" in data.get("study", {}):
         assert (path.parent / data["study"]["base"]).is_file()

@@ -132,3 +132,17 @@ def test_gs_share_is_measured_with_each_variants_own_settings(tmp_path, monkeypa
                         seen.setdefault(run.name, train.get("scale", 2)) and 0.01)
     study_mod.study_table(load_study(path), tmp_path / "runs")
     assert seen == {"identity_s0": 2, "grad_s0": 3}
+
+
+def test_a_recipe_takes_some_of_its_bases_variants_and_refuses_unknown_study_keys(tmp_path):
+    data = make_images(tmp_path / "data")
+    base = recipe(tmp_path, data)
+    child = tmp_path / "child.toml"
+    child.write_text(f'[study]\nbase = "{base}"\nname = "child"\nvariants = ["identity"]\n')
+    assert list(load_study(child).variants) == ["identity"]
+    child.write_text(f'[study]\nbase = "{base}"\nvariants = ["identity", "gradd"]\n')
+    with pytest.raises(Exception, match="'gradd', which has no"):
+        load_study(child)
+    child.write_text(f'[study]\nbase = "{base}"\nseed = [0, 1]\n')
+    with pytest.raises(Exception, match="unknown \\[study\\] key 'seed'"):
+        load_study(child)

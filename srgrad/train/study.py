@@ -59,9 +59,24 @@ def _read_recipe(path: Path) -> dict[str, Any]:
             for table in ("study", "train", "variants")}
 
 
+# [study] keys; `variants` lists the variants to run (default: every [variants.*] table,
+# its base's included), so a recipe can take some of its base's variants.
+STUDY_KEYS = ("name", "seeds", "baseline", "decision", "base", "equal_time_from", "variants")
+
+
 def load_study(path: str | Path) -> Study:
     data = _read_recipe(Path(path))
     head, variants = data.get("study", {}), data.get("variants", {})
+    unknown = sorted(set(head) - set(STUDY_KEYS))
+    if unknown:
+        raise ConfigError(f"study recipe {path}: unknown [study] key {unknown[0]!r} (known: "
+                          f"{', '.join(STUDY_KEYS)})")
+    chosen = head.get("variants", list(variants))
+    missing = [name for name in chosen if name not in variants]
+    if missing:
+        raise ConfigError(f"study recipe {path}: [study] variants names {missing[0]!r}, which "
+                          "has no [variants.*] table")
+    variants = {name: variants[name] for name in chosen}
     if not variants or head.get("baseline") not in variants:
         raise ConfigError(f"study recipe {path}: needs [variants.*] tables and a "
                           "[study] baseline that names one of them")
