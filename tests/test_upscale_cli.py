@@ -164,6 +164,7 @@ def test_write_failure_leaves_nothing(tmp_path, weights, monkeypatch):
         (["--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
         (["--precision", "fp64"], "--precision must be one of auto, fp32, bf16, fp16"),
         (["--format", "gif"], "--format must be png, jpg or webp"),
+        (["-o", "OUT_PNG", "--format", "jpg"], "names a PNG file but --format jpg asks for JPEG"),
         (["--tile", "0"], "--tile must be at least 32 (LR pixels), got 0"),
         (["--tile", "3"], "--tile must be at least 32 (LR pixels), got 3: each tile also "
                           "computes 21 pixels of overlap on every side"),
@@ -174,9 +175,11 @@ def test_write_failure_leaves_nothing(tmp_path, weights, monkeypatch):
 )
 def test_option_errors_are_one_line(tmp_path, weights, args, message):
     src = photo(tmp_path / "a.png")
-    args = [{"W": str(weights), "DIR": str(tmp_path)}.get(a, a) for a in args]
+    out_png = tmp_path / "y.png"
+    args = [{"W": str(weights), "DIR": str(tmp_path), "OUT_PNG": str(out_png)}.get(a, a)
+            for a in args]
     one_error(run(src, *args), message)
-    assert not (tmp_path / "a_x2.png").exists()
+    assert not (tmp_path / "a_x2.png").exists() and not out_png.exists()
 
 
 def test_weights_file_sets_the_scale(tmp_path, weights, monkeypatch):

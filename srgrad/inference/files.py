@@ -138,9 +138,10 @@ def unique_inputs(inputs: Sequence[Path | str]) -> list[Path]:
     return list(first.values())
 
 
-def output_is_file(inputs: Sequence[Path], out: Path | None) -> bool:
+def output_is_file(inputs: Sequence[Path], out: Path | None, fmt: str | None = None) -> bool:
     """Whether `out` names the output file itself (one input file, an image name) rather
-    than a folder. ConfigError, before any work, for an `out` that can be neither."""
+    than a folder. ConfigError, before any work, for an `out` that can be neither, or whose
+    suffix says another format than `fmt` (the file's bytes would belie its name)."""
     if out is None or out.is_dir():
         return False
     suffix = out.suffix.lower()
@@ -158,13 +159,18 @@ def output_is_file(inputs: Sequence[Path], out: Path | None) -> bool:
     if suffix not in KEEP_SUFFIXES:
         raise ConfigError(f"-o {out}: srgrad cannot write {suffix} images; name a .png, .jpg "
                           "or .webp file (or a folder)")
+    named = OUTPUT_FORMATS[suffix.lstrip(".")]
+    if fmt is not None and OUTPUT_FORMATS[fmt.lower()] != named:
+        raise ConfigError(f"-o {out} names a {named} file but --format {fmt} asks for "
+                          f"{OUTPUT_FORMATS[fmt.lower()]}; drop --format (the suffix picks the "
+                          f"format) or name a {SUFFIX_OF_FORMAT[OUTPUT_FORMATS[fmt.lower()]]} file")
     return True
 
 
 def plan_jobs(inputs: Sequence[Path], out: Path | None, scale: int, fmt: str | None,
               report: Report) -> list[Job]:
     """Map inputs to outputs; failures (missing input, empty folder, clashes) go to report."""
-    single = output_is_file(inputs, out)
+    single = output_is_file(inputs, out, fmt)
     skip = out.resolve() if out is not None and not single else None
     jobs: list[Job] = []
     for source in inputs:
@@ -296,7 +302,7 @@ def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
         raise ConfigError(f"--max-pixels must be positive (0 disables the limit), got {max_pixels}")
     out = None if out is None else Path(out)
     paths = unique_inputs(inputs)
-    single = output_is_file(paths, out)
+    single = output_is_file(paths, out, fmt)
     precision = resolve_precision(precision, resolve_device(device))
     net = resolve_model(model, None if weights is None else Path(weights), scale, device)
     check_tile(tile, tile_overlap(net), "--tile")
