@@ -186,3 +186,20 @@ def test_ddp_time_limit_stops_all_ranks_together_and_resume_keeps_each_ranks_pat
     assert resumed["replica_checksums"][0] == resumed["replica_checksums"][1]
     same_weights(full, run)
     assert losses(full) == losses(run)
+
+
+def test_resuming_a_finished_run_keeps_its_card(tmp_path):
+    """`--resume` of a run that has done all its iterations trains nothing and rewrites the
+    same card (it wrote val_last_psnr null before last.pt kept it)."""
+    data = make_images(tmp_path / "data", count=6, size=(48, 48))
+    run = tmp_path / "run"
+    args = base_args(data, run, iters=4)
+    args[args.index("--val") + 1] = "holdout:2"
+    assert runner.invoke(app, args + ["--val-every", "2"]).exit_code == 0
+    before = card(run)
+    assert before["val_last_psnr"] is not None
+    result = runner.invoke(app, ["train", "--resume", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    after = card(run)
+    for key in ("val_last_psnr", "val_best_psnr", "iterations"):
+        assert after[key] == before[key], key

@@ -142,6 +142,7 @@ def _restore(run: RunState, state: dict) -> None:
         print("warning: last.pt predates per-rank states; ranks other than 0 draw patches "
               "from their seeds again (the run goes on, not bit-exactly)", file=sys.stderr)
     run.step, run.best = state["step"], state["best_psnr"]
+    run.last_psnr = state.get("last_psnr")  # absent in checkpoints written before 2026-11-28
     run.loss_acc.fill_(state["loss_sum"])
     run.loss_count = state["loss_count"]
     run.wall_before = state.get("wall_s", 0.0)

@@ -77,6 +77,7 @@ def write_checkpoint(run: RunState, step: int) -> None:
         "scheduler": run.scheduler.state_dict(),
         "ranks": ranks,
         "best_psnr": run.best,
+        "last_psnr": run.last_psnr,  # so a resumed finished run keeps it in its card
         "loss_sum": float(run.loss_acc),
         "loss_count": run.loss_count,
         "wall_s": run.wall(),
