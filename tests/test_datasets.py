@@ -255,6 +255,14 @@ def test_hr_training_paths_layouts(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no HR images"):
         hr_training_paths([tmp_path / "empty"])
+    save(tmp_path / "selfexsr" / "image_SRF_2" / "img_001_SRF_2_HR.png")
+    save(tmp_path / "selfexsr" / "image_SRF_2" / "img_001_SRF_2_LR.png")
+    with pytest.raises(DataError, match="low-resolution images .*img_001_SRF_2_LR.png"):
+        hr_training_paths([tmp_path / "selfexsr"])
+    save(tmp_path / "mixed" / "a.png")
+    save(tmp_path / "mixed" / "LR_bicubic" / "X2" / "ax2.png")
+    with pytest.raises(DataError, match="1 in all"):
+        hr_training_paths([tmp_path / "mixed"])
 
 
 def test_shipped_sets(shared_datasets):

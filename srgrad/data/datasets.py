@@ -185,10 +185,26 @@ def hr_training_paths(data_dirs: list[Path]) -> list[Path]:
         else:
             sets = sorted(d / "HR" for d in folder.iterdir() if (d / "HR").is_dir())
             found = [p for hr in sets for p in list_images(hr)] if sets else list_images(folder)
+            _refuse_lr_images(folder, found)
         if not found:
             raise DataError(f"no HR images found in {folder}")
         paths.extend(found)
     return paths
+
+
+def _looks_low_res(path: Path, folder: Path) -> bool:
+    """An LR image of a benchmark or SelfExSR layout: under an LR* folder, or named *_LR."""
+    parts = path.relative_to(folder).parts[:-1]
+    return any(p.upper().startswith("LR") for p in parts) or path.stem.upper().endswith("_LR")
+
+
+def _refuse_lr_images(folder: Path, found: list[Path]) -> None:
+    """Training on a folder's LR images as if they were HR would be a silent wrong result."""
+    low = [p for p in found if _looks_low_res(p, folder)]
+    if low:
+        raise DataError(f"{folder} holds low-resolution images ({low[0].relative_to(folder)}, "
+                        f"{len(low)} in all), which training would take as HR; pass its HR "
+                        "folder, or import the set with `srgrad download benchmark --from`")
 
 
 def lr_cache_path(hr_path: str | Path, scale: int, cache_dir: str | Path) -> Path:
