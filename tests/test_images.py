@@ -248,3 +248,16 @@ def test_format_size_limits_are_one_line_before_encoding(tmp_path, name, side, l
                                "pixels a side; use --format png")
     assert list(tmp_path.iterdir()) == []
     write_image(tmp_path / name, pixels[:, :limit])  # at the limit: written
+
+
+def test_available_memory_is_bounded_by_the_containers_cgroup(tmp_path, monkeypatch):
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    monkeypatch.setattr(images, "CGROUP_MEMORY", ((str(limit), str(usage)),))
+    limit.write_text("max\n")
+    usage.write_text("100\n")
+    host = images.available_memory()
+    assert host is not None and host > 1000  # no limit: the host's figure
+    limit.write_text("1100\n")
+    assert images.available_memory() == 1000  # limit minus usage
+    limit.write_text(str(2**63 - 4096))  # cgroup v1's "no limit"
+    assert images.available_memory() > 10**6

@@ -105,14 +105,38 @@ def _too_large(path: Path, size: tuple[int, int] | None) -> DataError:
                      "decode in memory")
 
 
+# (limit, usage) files of the container's memory cgroup, v2 then v1: a container sees the
+# host's /proc/meminfo, and the kernel kills a process at its cgroup's limit, not the host's.
+CGROUP_MEMORY = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                 ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                  "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
+
+
 def available_memory() -> int | None:
-    """Bytes that can still be allocated, RAM and swap (Linux), or None where unknown."""
+    """Bytes that can still be allocated (Linux): RAM and swap, and no more than what the
+    memory cgroup's limit leaves; None where unknown."""
     try:
         with open("/proc/meminfo") as handle:
             info = dict(line.split(":", 1) for line in handle if ":" in line)
-        return sum(int(info[k].split()[0]) * 1024 for k in ("MemAvailable", "SwapFree"))
+        free = sum(int(info[k].split()[0]) * 1024 for k in ("MemAvailable", "SwapFree"))
     except (OSError, KeyError, ValueError):
         return None
+    headroom = _cgroup_headroom()
+    return free if headroom is None else min(free, headroom)
+
+
+def _cgroup_headroom() -> int | None:
+    """The memory cgroup's limit minus its usage; None without a (finite) limit."""
+    for limit_file, usage_file in CGROUP_MEMORY:
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "no limit" as ~2^63
+            return None
+        return max(0, int(limit) - usage)
+    return None
 
 
 def _check_size(path: Path, im: Image.Image, max_pixels: int | None, hint: str) -> None:
