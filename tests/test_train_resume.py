@@ -203,3 +203,19 @@ def test_resuming_a_finished_run_keeps_its_card(tmp_path):
     after = card(run)
     for key in ("val_last_psnr", "val_best_psnr", "iterations"):
         assert after[key] == before[key], key
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_starts_anew(tmp_path):
+    """metrics.csv but no last.pt (killed before --ckpt-every): nothing to resume, so the
+    same command starts the run again, without the dead run's rows; a run with a last.pt
+    is still refused without --resume."""
+    data = make_images(tmp_path / "data")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("step,loss\n1,99\n2,98\n")
+    args = base_args(data, run, iters=4)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    steps = [int(step) for step, _ in losses(run)]
+    assert steps == sorted(set(steps)) and 99.0 not in [float(v) for _, v in losses(run)]
+    assert "already holds a training run" in one_line_error(runner.invoke(app, args))

@@ -99,6 +99,8 @@ def _setup(config: TrainConfig) -> RunState:
     run.first_bad = torch.tensor(NO_STEP, device=device)
     if config.resume:
         _restore(run, load_checkpoint(out / "last.pt", config.model, config.scale))
+    elif dist.main:  # rows of a run that stopped before its first checkpoint (check_out)
+        truncate_metrics(out / "metrics.csv", 0)
     if dist.main:
         if val_is_test_set(config.val):
             print(f"note: --val {config.val} is a test set (srgrad eval reports scores on it); "

@@ -19,9 +19,11 @@ METRIC_FIELDS = ["step", "loss", "lr", "data_ms", "step_ms", "val_psnr", "val_ss
 
 
 def check_out(out: Path, resume: bool) -> None:
+    """Refuse to start a run over one that can be resumed. A folder whose run stopped before
+    its first checkpoint (metrics.csv, no last.pt) holds nothing to resume: it starts anew."""
     if resume:
         return
-    if (out / "last.pt").exists() or (out / "metrics.csv").exists():
+    if (out / "last.pt").exists():
         raise ConfigError(
             f"{out} already holds a training run; "
             "pass --resume to continue it or choose another --out"
