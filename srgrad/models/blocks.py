@@ -53,7 +53,29 @@ class BlockConfig:
             raise ValueError(f"block g_scale must be positive, got {self.g_scale}")
 
 
-class ConvBranch(nn.Module):
+class _ReluBranch(nn.Module):
+    """F(x) = res_scale * second(relu(first(x))): EDSR's residual branch and its MLP analogue
+    share the forward pass; each says its two layers and its analytic gradient."""
+
+    res_scale: float
+
+    def layers(self) -> tuple[nn.Module, nn.Module]:
+        raise NotImplementedError
+
+    def scaled(self, t: Tensor) -> Tensor:
+        return t * self.res_scale if self.res_scale != 1 else t
+
+    def forward_with_preact(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(F(x), first(x)): the pre-activation carries the ReLU mask for analytic_grad."""
+        first, second = self.layers()
+        z = first(x)
+        return self.scaled(second(torch.relu(z))), z
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_preact(x)[0]
+
+
+class ConvBranch(_ReluBranch):
     """F(x) = res_scale * conv2(relu(conv1(x))), EDSR's residual branch."""
 
     def __init__(self, channels: int, kernel_size: int = 3, res_scale: float = 1.0):
@@ -62,19 +84,12 @@ class ConvBranch(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2)
         self.res_scale = res_scale
 
-    def forward_with_preact(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(F(x), conv1(x)): the pre-activation carries the ReLU mask for analytic_grad."""
-        z = self.conv1(x)
-        out = self.conv2(torch.relu(z))
-        return out * self.res_scale if self.res_scale != 1 else out, z
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_with_preact(x)[0]
+    def layers(self) -> tuple[nn.Module, nn.Module]:
+        return self.conv1, self.conv2
 
     def analytic_grad(self, z: Tensor) -> Tensor:
         upstream = adjoint_of_ones(self.conv2, *z.shape[-2:], like=z)
-        g = conv_adjoint(relu_mask_times(upstream, z), self.conv1)
-        return g * self.res_scale if self.res_scale != 1 else g
+        return self.scaled(conv_adjoint(relu_mask_times(upstream, z), self.conv1))
 
 
 def relu_mask_times(upstream: Tensor, z: Tensor) -> Tensor:
@@ -139,7 +154,7 @@ def memory_format_of(t: Tensor) -> torch.memory_format:
     return torch.channels_last if nhwc and not t.is_contiguous() else torch.contiguous_format
 
 
-class LinearBranch(nn.Module):
+class LinearBranch(_ReluBranch):
     """F(x) = res_scale * fc2(relu(fc1(x))), the MLP analogue of ConvBranch."""
 
     def __init__(self, width: int, res_scale: float = 1.0):
@@ -148,18 +163,12 @@ class LinearBranch(nn.Module):
         self.fc2 = nn.Linear(width, width)
         self.res_scale = res_scale
 
-    def forward_with_preact(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        z = self.fc1(x)
-        out = self.fc2(torch.relu(z))
-        return out * self.res_scale if self.res_scale != 1 else out, z
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_with_preact(x)[0]
+    def layers(self) -> tuple[nn.Module, nn.Module]:
+        return self.fc1, self.fc2
 
     def analytic_grad(self, z: Tensor) -> Tensor:
         upstream = self.fc2.weight.sum(dim=0)  # W2^T 1
-        g = relu_mask_times(upstream, z) @ self.fc1.weight
-        return g * self.res_scale if self.res_scale != 1 else g
+        return self.scaled(relu_mask_times(upstream, z) @ self.fc1.weight)
 
 
 def norm_factor(g: Tensor, x: Tensor, norm: str, magnitude: str, eps: float) -> Tensor | None:
