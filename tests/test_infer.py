@@ -15,7 +15,8 @@ from PIL import Image
 
 import srgrad
 from srgrad.errors import ConfigError, WeightsError
-from srgrad.inference.forward import auto_tile, load_model, plan_tiles, super_resolve
+from srgrad.inference.forward import load_model, super_resolve
+from srgrad.inference.tiling import auto_tile, plan_tiles
 from srgrad.models import weights as weights_mod
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srgrad.inference import forward
+from srgrad.inference import forward, tiling
 from srgrad.inference.forward import load_model, super_resolve
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -47,7 +47,7 @@ def measured_radius(model, scale: int, side: int = 48) -> int:
 
 def tile_edges(side: int) -> np.ndarray:
     """LR rows/columns that lie on the edge of a tile's core (inner edges only)."""
-    cuts = {y for y0, y1, _, _ in forward.plan_tiles(side, side, TILE) for y in (y0, y1 - 1)}
+    cuts = {y for y0, y1, _, _ in tiling.plan_tiles(side, side, TILE) for y in (y0, y1 - 1)}
     return np.array(sorted(cuts - {0, side - 1}))
 
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from srgrad.console import console, err_console
 from srgrad.errors import ConfigError, SrgradError
-from srgrad.inference.forward import MIN_TILE
+from srgrad.inference.tiling import MIN_TILE
 
 F = TypeVar("F", bound=Callable)
 

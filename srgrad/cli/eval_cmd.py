@@ -149,7 +149,7 @@ def _check_options(convention: str, tile: int | None, reports: list[Path],
     """Refuse bad options and unwritable outputs before any image is scored."""
     from srgrad.evaluation.report import check_report_path
     from srgrad.inference.files import prepare_output_folder
-    from srgrad.inference.forward import check_tile
+    from srgrad.inference.tiling import check_tile
 
     if convention not in CONVENTIONS:
         raise ConfigError(f"--convention must be one of {', '.join(CONVENTIONS)}, "

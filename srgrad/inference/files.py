@@ -47,13 +47,12 @@ from srgrad.data.images import (
 from srgrad.errors import ConfigError, DataError
 from srgrad.inference.forward import (
     DEFAULT_MODEL,
-    check_tile,
     load_model,
     model_scale,
     resolve_device,
     super_resolve,
-    tile_overlap,
 )
+from srgrad.inference.tiling import check_tile, tile_overlap
 from srgrad.models.precision import resolve_precision
 
 OUTPUT_STEM = re.compile(r"_x[234]$")

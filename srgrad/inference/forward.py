@@ -24,7 +24,6 @@ same dtype. It runs under `torch.inference_mode()` and handles:
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -38,6 +37,13 @@ from torch import nn
 
 from srgrad.data.images import from_pil, resize_alpha, to_pil
 from srgrad.errors import ConfigError, DataError, WeightsError
+from srgrad.inference.tiling import (
+    MEMORY_BUDGET,
+    auto_tile,
+    check_tile,
+    plan_tiles,
+    tile_overlap,
+)
 from srgrad.models.blocks import GradResidualBlock
 from srgrad.models.precision import (
     autocast,
@@ -53,8 +59,6 @@ from srgrad.models.weights import load_weights, shipped_weights, shipped_weights
 DEFAULT_MODEL = "sedsr-scaled"
 DEFAULT_MODEL_WHY = ("best held-out PSNR of the shipped models (33.478 dB, tied with sedsr-grad, "
                      "whose gradient term is inert) at the identity block's speed")
-MEMORY_BUDGET = 1 << 30  # bytes of activations per forward pass on CPU
-MIN_TILE = 32
 Progress = Callable[[int, int], None]
 
 
@@ -143,54 +147,6 @@ def model_scale(model: nn.Module) -> int:
     with torch.inference_mode():
         out = model(torch.zeros(1, 3, 8, 8, device=param.device, dtype=param.dtype))
     return out.shape[-1] // 8
-
-
-def bytes_per_lr_pixel(model: nn.Module, scale: int, precision: str = "fp32") -> int:
-    """Peak activation bytes per LR pixel of one forward pass (measured on sedsr x2-x4 with
-    ~30% headroom): the body holds a few feature maps, the upsampler 4x or 9x more. Under
-    bf16/fp16 autocast the feature maps take 2 bytes, so tiles can hold twice the pixels."""
-    head = getattr(model, "head", None)
-    n_feats = head.out_channels if isinstance(head, nn.Conv2d) else 64
-    element = 4 if precision == "fp32" else 2
-    return element * n_feats * (6 + 3 * scale * scale)
-
-
-def auto_tile(model: nn.Module, height: int, width: int, scale: int, overlap: int,
-              budget: int, precision: str = "fp32") -> int | None:
-    """Tile side (LR pixels) that keeps activations under `budget`, or None if none needed."""
-    max_pixels = budget // bytes_per_lr_pixel(model, scale, precision)
-    if height * width <= max_pixels:
-        return None
-    return max(MIN_TILE, math.isqrt(max_pixels) - 2 * overlap)
-
-
-def tile_overlap(model: nn.Module) -> int:
-    """LR pixels of real context each tile carries on every side."""
-    return int(getattr(model, "receptive_radius", lambda: 16)()) + 1
-
-
-def check_tile(tile: int | None, overlap: int | None = None, name: str = "tile") -> None:
-    """Refuse explicit tiles under MIN_TILE: each tile also computes `overlap` pixels on every
-    side: a 3-pixel tile of sedsr (overlap 21) computes 45x45, 225 times its own area."""
-    if tile is not None and tile < MIN_TILE:
-        extra = f"{overlap} pixels of" if overlap else "the model's receptive radius as"
-        raise ConfigError(f"{name} must be at least {MIN_TILE} (LR pixels), got {tile}: each tile "
-                          f"also computes {extra} overlap on every side, so smaller tiles are "
-                          "mostly overlap")
-
-
-def plan_tiles(height: int, width: int, tile: int | None) -> list[tuple[int, int, int, int]]:
-    """Core regions (y0, y1, x0, x1) covering the image in near-equal tiles of side <= tile."""
-    if tile is None or (tile >= height and tile >= width):
-        return [(0, height, 0, width)]
-
-    def cuts(n: int) -> list[int]:
-        count = math.ceil(n / tile)
-        return [round(i * n / count) for i in range(count + 1)]
-
-    ys, xs = cuts(height), cuts(width)
-    return [(ys[i], ys[i + 1], xs[j], xs[j + 1])
-            for i in range(len(ys) - 1) for j in range(len(xs) - 1)]
 
 
 def _run(model: nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
