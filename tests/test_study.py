@@ -64,6 +64,19 @@ def test_study_runs_every_variant_and_seed_and_reports_paired_differences(tmp_pa
     before = card.stat().st_mtime_ns
     assert runner.invoke(app, args).exit_code == 0  # finished runs are not trained again
     assert card.stat().st_mtime_ns == before
+    test_set = make_images(tmp_path / "test-set", count=2, size=(48, 48))
+    scored = runner.invoke(app, args + ["--report-only", "--test-sets", str(test_set)])
+    assert scored.exit_code == 0, scored.output
+    scores = json.loads((root / "tiny" / "grad_s1" / "test_scores.json").read_text())
+    assert 10 < scores[str(test_set)]["psnr"] < 60
+    row = next(line for line in report.read_text().splitlines()
+               if line.startswith("| grad |") and "±" in line and "it)" not in line)
+    assert row.count("(") == 1  # one test set: mean (paired difference ± SE)
+    when = (root / "tiny" / "grad_s1" / "test_scores.json").stat().st_mtime_ns
+    assert runner.invoke(app, args + ["--report-only", "--test-sets", str(test_set)]).exit_code == 0
+    assert (root / "tiny" / "grad_s1" / "test_scores.json").stat().st_mtime_ns == when
+    one_error(runner.invoke(app, args + ["--report-only", "--test-sets", "set6"]),
+              "unknown dataset 'set6'")
 
 
 def test_recipe_errors_are_one_line(tmp_path):

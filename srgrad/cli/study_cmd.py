@@ -22,7 +22,14 @@ def study(
     report: Path | None = typer.Option(None, "--report", "-r", show_default=False,
                                        help="Write the markdown table here too."),
     report_only: bool = flag("--report-only",
-                                     help="Do not train: report the runs as they are."),
+                             help="Do not train: report the runs as they are."),
+    test_sets: str | None = typer.Option(
+        None, "--test-sets", show_default=False,
+        help="Comma-separated test sets (set5, set14, b100, urban100) to score every finished "
+        "run's final weights on, once, after training; the report gains their table."),
+    data_root: Path | None = typer.Option(
+        None, "--data-root", show_default=False,
+        help="Where the test sets are (default $SRGRAD_DATA, else datasets/)."),
 ) -> None:
     """Train every variant of a study with every seed, then print the paired comparison
     with seed-only standard errors. Interrupted runs resume where they stopped."""
@@ -31,7 +38,15 @@ def study(
     plan = load_study(recipe)
     if not report_only:
         run_study(plan, root, jobs, on_done=lambda v, s: print_plain(f"done: {v} seed {s}"))
-    text = study_table(plan, root) + f"\n\nRecipe: `{recipe}`; run folders: `{root}`.\n"
+    text = study_table(plan, root)
+    if test_sets:
+        from srgrad.train.study_scores import score_runs, scores_table
+
+        sets = [name.strip() for name in test_sets.split(",") if name.strip()]
+        score_runs(plan, root, sets, data_root,
+                   on_scored=lambda v, s: print_plain(f"scored: {v} seed {s}"))
+        text += "\n\n" + scores_table(plan, root, sets)
+    text += f"\n\nRecipe: `{recipe}`; run folders: `{root}`.\n"
     print_plain(text, console)
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
