@@ -147,8 +147,8 @@ def evaluate(
 def _check_options(convention: str, tile: int | None, reports: list[Path],
                    save_images: Path | None, compare: Path | None) -> None:
     """Refuse bad options and unwritable outputs before any image is scored."""
+    from srgrad.data.files import check_writable_folder
     from srgrad.evaluation.report import check_report_path
-    from srgrad.inference.files import prepare_output_folder
     from srgrad.inference.tiling import check_tile
 
     if convention not in CONVENTIONS:
@@ -159,7 +159,7 @@ def _check_options(convention: str, tile: int | None, reports: list[Path],
         check_report_path(path)
     for folder in (save_images, compare):
         if folder is not None:
-            prepare_output_folder(folder)
+            check_writable_folder(folder)
 
 
 def _device(device: str, precision: str) -> tuple[str, str]:

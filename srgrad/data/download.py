@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import tarfile
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -41,6 +40,7 @@ from srgrad.data.archive import (
     open_member,
 )
 from srgrad.data.datasets import DATA_ENV, resolve_root
+from srgrad.data.files import check_writable_folder
 from srgrad.errors import ConfigError, DataError
 
 CHUNK = 1 << 20
@@ -139,15 +139,9 @@ def mirror_url(url: str, mirror: str | None) -> str:
 
 def ensure_writable(root: Path) -> Path:
     """Create ``<root>/.downloads`` and prove it is writable; return it."""
-    downloads = root / ".downloads"
-    try:
-        downloads.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=downloads)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise DataError(f"cannot write to the data folder {root}: {exc.strerror or exc}; pass "
-                        f"--root DIR or set {DATA_ENV} to a writable folder") from None
+    downloads = check_writable_folder(
+        root / ".downloads", "the data folder's staging area",
+        f"; pass --root DIR or set {DATA_ENV} to a writable folder")
     for stale in downloads.glob("extract-*"):  # staging left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
     return downloads

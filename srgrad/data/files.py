@@ -1,4 +1,5 @@
-"""Atomic file writes: a temporary file beside the target, renamed over it when complete.
+"""Atomic file writes: a temporary file beside the target, renamed over it when complete;
+and the one check that a folder takes new files, made before any work.
 
 A reader (or a parallel worker) sees either the old file or the whole new one, never half a
 file; a failed write leaves no temporary file behind. Files get the usual permissions
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from srgrad.errors import DataError
 
 # As tempfile.mkstemp opens its files, less O_RDWR (nothing reads them back through this fd).
 _FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL
@@ -62,3 +66,17 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, parents: bool = True) -
     with atomic_path(path, parents=parents) as tmp:
         tmp.write_bytes(data)
     return path
+
+
+def check_writable_folder(folder: Path, what: str = "output folder", hint: str = "") -> Path:
+    """Create `folder` (and its parents) and prove it takes new files, or raise one DataError
+    naming it (`what`), the reason and `hint`; return it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DataError(f"{what} {folder} is not writable ({reason}){hint}") from None
+    return folder
+

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from srgrad.data.files import atomic_write_bytes
+from srgrad.data.files import atomic_write_bytes, check_writable_folder
 from srgrad.errors import ConfigError, DataError
 from srgrad.evaluation.run import EvalRun, data_source
 from srgrad.metrics import CONVENTIONS
@@ -257,15 +257,13 @@ def csv_report(run: EvalRun) -> str:
 def check_report_path(path: Path) -> None:
     """A known format, and a folder that exists (it is created) and takes new files: checked
     before any work, so an unwritable report is not found after the whole evaluation."""
-    from srgrad.inference.files import prepare_output_folder
-
     if path.suffix.lower() not in REPORT_FORMATS:
         raise ConfigError(f"--report {path}: unknown format {path.suffix or '(no extension)'!r}; "
                           f"use {', '.join(REPORT_FORMATS)}")
     if path.is_dir():
         raise DataError(f"--report {path} is a folder; name a {path.suffix} file")
     try:
-        prepare_output_folder(path.parent)
+        check_writable_folder(path.parent)
     except DataError as exc:
         raise DataError(f"--report {path}: {exc}") from None
 

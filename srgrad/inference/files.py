@@ -26,7 +26,6 @@ Decisions:
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from srgrad.data.files import check_writable_folder
 from srgrad.data.images import (
     IMAGE_SUFFIXES,
     OUTPUT_FORMATS,
@@ -220,17 +220,6 @@ def _without_clashes(jobs: list[Job], report: Report) -> list[Job]:
     return kept
 
 
-def prepare_output_folder(out: Path) -> None:
-    """Create `out` and prove it is writable, or raise one DataError before any work."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise DataError(f"output folder {out} is not writable ({reason})") from None
-
-
 @dataclass
 class Rendered:
     """An upscaled image waiting to be written."""
@@ -309,7 +298,7 @@ def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
     report = Report()
     jobs = plan_jobs(paths, out, scale, fmt, report)
     if out is not None and jobs and not single:
-        prepare_output_folder(out)
+        check_writable_folder(out)
     for early in list(report.outcomes):  # missing inputs, empty folders, clashing outputs
         if on_done is not None:
             on_done(early)
