@@ -11,11 +11,8 @@ access.
 
 from __future__ import annotations
 
-import errno
-import http.client
 import io
 import os
-import re
 import shutil
 import tarfile
 import time
@@ -23,14 +20,10 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit, urlunsplit
-from urllib.request import Request, urlopen
 
 from PIL import Image, UnidentifiedImageError
-from rich import progress as rp
 
-from srgrad.console import progress_bar
 from srgrad.data.archive import (
     ArchiveError,
     count_files,
@@ -41,9 +34,9 @@ from srgrad.data.archive import (
 )
 from srgrad.data.datasets import DATA_ENV, resolve_root
 from srgrad.data.files import check_writable_folder
+from srgrad.data.transfer import Interrupted, stream
 from srgrad.errors import ConfigError, DataError
 
-CHUNK = 1 << 20
 DATASETS = ("div2k", "benchmark")
 
 
@@ -251,9 +244,9 @@ def fetch(source: Source, downloads: Path, *, mirror: str | None = None, timeout
     log(f"{source.name}: downloading {url}")
     for attempt in range(retries + 1):
         try:
-            _stream(url, part, timeout, progress, source.filename)
+            stream(url, part, timeout, progress, source.filename)
             break
-        except _Interrupted as exc:
+        except Interrupted as exc:
             have = part.stat().st_size if part.exists() else 0
             if attempt == retries:
                 raise DataError(f"download of {source.filename} interrupted after {have} bytes "
@@ -269,88 +262,3 @@ def fetch(source: Source, downloads: Path, *, mirror: str | None = None, timeout
                         f"got {got}; the bad download was deleted and nothing was installed; "
                         "run the command again, or use --mirror URL or --from FILE")
     return final
-
-
-class _Interrupted(Exception):
-    """The transfer broke off mid-file; the ``.part`` is kept for a resume."""
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    return str(getattr(reason, "strerror", None) or reason or type(reason).__name__)
-
-
-def _stream(url: str, part: Path, timeout: float, progress: bool, label: str) -> None:
-    offset = part.stat().st_size if part.exists() else 0
-    req = Request(url, headers={"User-Agent": "srgrad"})
-    if offset:
-        req.add_header("Range", f"bytes={offset}-")
-    host = urlsplit(url).netloc
-    try:
-        resp = urlopen(req, timeout=timeout)
-    except HTTPError as exc:
-        total = _content_range(exc.headers.get("Content-Range") if exc.headers else None)[1]
-        exc.close()
-        if exc.code == 416 and offset:
-            if total != offset:  # the .part is not a prefix of this file: start over
-                part.unlink()
-                _stream(url, part, timeout, progress, label)
-            return
-        raise DataError(f"{host} answered HTTP {exc.code} {exc.reason} for {url}; the file may "
-                        "have moved: try --mirror URL or --from FILE") from None
-    except (URLError, OSError, http.client.HTTPException) as exc:
-        raise DataError(f"could not reach {host}: {_reason(exc)}; check your connection or use "
-                        "--mirror URL") from None
-    with resp:
-        start, total = 0, None
-        if resp.status == 206:
-            start, total = _content_range(resp.headers.get("Content-Range"))
-        elif resp.headers.get("Content-Length", "").isdigit():
-            total = int(resp.headers["Content-Length"])
-        if resp.status == 206 and start != offset:
-            part.unlink(missing_ok=True)
-            raise _Interrupted(f"server sent bytes from {start}, asked for {offset}")
-        if start != offset:  # a 200 (Range ignored): start over from byte 0
-            offset = 0
-        if total is not None and total - offset > shutil.disk_usage(part.parent).free:
-            raise DataError(f"not enough disk space for {label}: needs {total / 1e6:.0f} MB in "
-                            f"{part.parent}; free some space or use --root DIR")
-        done = _copy(resp, part, offset, total, progress, label)
-    if total is not None and done < total:
-        raise _Interrupted(f"connection closed at {done} of {total} bytes")
-
-
-def _copy(resp: http.client.HTTPResponse, part: Path, offset: int, total: int | None,
-          progress: bool, label: str) -> int:
-    bar = progress_bar(rp.TextColumn(label), rp.BarColumn(), rp.DownloadColumn(),
-                       rp.TransferSpeedColumn(), rp.TimeRemainingColumn(), show=progress)
-    done = offset
-    try:
-        with bar, open(part, "ab" if offset else "wb") as out:
-            task = bar.add_task(label, total=total, completed=offset)
-            while True:
-                try:
-                    chunk = resp.read(CHUNK)
-                except (OSError, http.client.HTTPException) as exc:
-                    raise _Interrupted(_reason(exc)) from None
-                if not chunk:
-                    return done
-                out.write(chunk)
-                done += len(chunk)
-                bar.update(task, completed=done)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise DataError(f"disk full while downloading {label} to {part.parent}; free some "
-                            "space and run the command again to resume") from None
-        raise DataError(f"cannot write {part}: {exc.strerror or exc}") from None
-
-
-_RANGE = re.compile(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+)")
-
-
-def _content_range(header: str | None) -> tuple[int, int | None]:
-    """(first byte, total size) of a Content-Range header; (-1, None) if unusable."""
-    m = _RANGE.match((header or "").strip())
-    if not m:
-        return -1, None
-    return (int(m.group(1)) if m.group(1) else -1), int(m.group(2))
