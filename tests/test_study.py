@@ -143,8 +143,12 @@ def test_gs_share_is_measured_with_each_variants_own_settings(tmp_path, monkeypa
                         lambda run: study_mod.RunSummary(30.0, 100.0, [0.5], 4))
     monkeypatch.setattr(study_mod, "gradient_share", lambda run, train:
                         seen.setdefault(run.name, train.get("scale", 2)) and 0.01)
-    study_mod.study_table(load_study(path), tmp_path / "runs")
+    for name in ("identity_s0", "grad_s0", "identity_s1"):  # grad_s1 is still running
+        (tmp_path / "runs" / "tiny" / name).mkdir(parents=True)
+        (tmp_path / "runs" / "tiny" / name / "model_card.json").write_text("{}")
+    table = study_mod.study_table(load_study(path), tmp_path / "runs")
     assert seen == {"identity_s0": 2, "grad_s0": 3}
+    assert "| grad | 1 (at 4 it)" in table  # only finished runs enter the means
 
 
 def test_a_recipe_takes_some_of_its_bases_variants_and_refuses_unknown_study_keys(tmp_path):

@@ -216,7 +216,9 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 
 def study_table(study: Study, root: Path) -> str:
     """Markdown: per variant, held-out PSNR and its paired difference to the baseline."""
+    # Only finished runs enter the means: a run in progress would mix budgets.
     runs = {(v, s): summarize(run_folder(root, study, v, s))
+            if (run_folder(root, study, v, s) / "model_card.json").exists() else None
             for v in study.variants for s in study.seeds}
     lines = [f"Study `{study.name}`: seeds {', '.join(map(str, study.seeds))}; baseline "
              f"`{study.baseline}`.", "", f"Decision rule (written before the results): "
