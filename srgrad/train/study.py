@@ -182,6 +182,14 @@ def summarize(run: Path) -> RunSummary | None:
                       vals[-1][0])
 
 
+def final_weights(run: Path) -> Path | None:
+    """The weights a finished run wrote (`<model>_x<scale>.safetensors`); None before."""
+    if not (run / "model_card.json").exists():
+        return None
+    found = sorted(run.glob("*_x[234].safetensors"))
+    return found[0] if found else None
+
+
 def gradient_share(run: Path, train: dict[str, Any], images: int = 5) -> float | None:
     """Mean over blocks of g's share of the skip, RMS |s N(g)| / |(1-s) x|, for the run's
     final weights on the first `images` held-out training images (never a test set); None
@@ -192,10 +200,10 @@ def gradient_share(run: Path, train: dict[str, Any], images: int = 5) -> float |
     from srgrad.models.weights import load_weights
     from srgrad.train.data import held_out_paths
 
-    weights = sorted(run.glob("*_x*.safetensors"))
-    if not weights:
+    weights = final_weights(run)
+    if weights is None:
         return None
-    model, _ = load_weights(weights[0])
+    model, _ = load_weights(weights)
     blocks = convex_blocks(model)
     count = holdout_count(make_config({}, {**train, "out": "unused"}).val)
     if not blocks or not count:

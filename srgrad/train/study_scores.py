@@ -12,17 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from srgrad.train.study import Study, mean_se, run_folder
+from srgrad.train.study import Study, final_weights, mean_se, run_folder
 
 SCORES_FILE = "test_scores.json"
-
-
-def _final_weights(run: Path) -> Path | None:
-    card = run / "model_card.json"
-    if not card.exists():
-        return None  # not finished
-    found = sorted(run.glob("*_x[234].safetensors"))
-    return found[0] if found else None
 
 
 def score_runs(study: Study, root: Path, sets: list[str], data_root: Path | None = None,
@@ -39,7 +31,7 @@ def score_runs(study: Study, root: Path, sets: list[str], data_root: Path | None
     for variant in study.variants:
         for seed in study.seeds:
             run = run_folder(root, study, variant, seed)
-            weights = _final_weights(run)
+            weights = final_weights(run)
             if weights is None:
                 continue
             scores = read_scores(run)
