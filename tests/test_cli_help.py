@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from srgrad.cli import app
@@ -16,3 +17,19 @@ def test_flags_have_no_bool_metavar(command):
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if "<bool>" in line]
     assert all("--help" in row for row in rows), rows  # click's own --help row only
+
+
+def _help_texts(command: str) -> list[str]:
+    click_command = typer.main.get_command(app).commands[command]
+    return [p.help for p in click_command.params if getattr(p, "help", None)]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_help_text_shows_whole(command):
+    """Rich reads `[word]` in help as markup and drops it (`srgrad study --help` once said
+    'TOML: , , '); every help text must reach the screen as written."""
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "2000"})
+    shown = " ".join(result.output.split())
+    for text in _help_texts(command):
+        written = " ".join(text.replace("\\[", "[").split())
+        assert written in shown, written

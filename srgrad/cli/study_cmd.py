@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from srgrad.cli._common import flag, print_plain, user_errors
 from srgrad.console import console
@@ -14,8 +15,9 @@ DEFAULT_ROOT = Path.home() / "srgrad-runs"
 
 @user_errors
 def study(
-    recipe: Path = typer.Argument(..., help="Study recipe (TOML: [study], [train], "
-                                  "[variants.*]); see recipes/.", show_default=False),
+    recipe: Path = typer.Argument(
+        ..., help=escape("Study recipe (TOML: [study], [train], [variants.*]); see recipes/."),
+        show_default=False),
     root: Path = typer.Option(DEFAULT_ROOT, "--root",
                               help="Where run folders go (keep it outside the work tree)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time, one thread each."),
