@@ -163,3 +163,29 @@ def test_a_recipe_takes_some_of_its_bases_variants_and_refuses_unknown_study_key
     child.write_text(f'[study]\nbase = "{base}"\nseed = [0, 1]\n')
     with pytest.raises(Exception, match="unknown \\[study\\] key 'seed'"):
         load_study(child)
+
+
+@pytest.mark.slow
+def test_test_sets_are_scored_as_each_run_finishes(tmp_path, monkeypatch):
+    """A study cut off after its first run (a session's end) keeps that run's scores."""
+    import srgrad.train.study as study_mod
+    from srgrad.errors import ConfigError
+
+    real = study_mod.run_one
+
+    def cut_off(study, variant, seed, root, threads=1):
+        if variant == "grad":
+            raise ConfigError("the session ended")
+        return real(study, variant, seed, root, threads)
+
+    monkeypatch.setattr(study_mod, "run_one", cut_off)
+    data = make_images(tmp_path / "data", count=6, size=(48, 48))
+    test_set = make_images(tmp_path / "test-set", count=2, size=(48, 48))
+    path = recipe(tmp_path, data).replace("tiny.toml", "one.toml")
+    (tmp_path / "one.toml").write_text((tmp_path / "tiny.toml").read_text()
+                                       .replace("seeds = [0, 1]", "seeds = [0]"))
+    root = tmp_path / "runs"
+    result = runner.invoke(app, ["study", path, "--root", str(root), "--test-sets", str(test_set)])
+    assert result.exit_code != 0
+    scores = json.loads((root / "tiny" / "identity_s0" / "test_scores.json").read_text())
+    assert 10 < scores[str(test_set)]["psnr"] < 60

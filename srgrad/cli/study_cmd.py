@@ -28,7 +28,8 @@ def study(
     test_sets: str | None = typer.Option(
         None, "--test-sets", show_default=False,
         help="Comma-separated test sets (set5, set14, b100, urban100) to score every finished "
-        "run's final weights on, once, after training; the report gains their table."),
+        "run's final weights on, once, as soon as the run finishes; the report gains their "
+        "table."),
     data_root: Path | None = typer.Option(
         None, "--data-root", show_default=False,
         help="Where the test sets are (default $SRGRAD_DATA, else datasets/)."),
@@ -38,13 +39,15 @@ def study(
     from srgrad.train.study import load_study, run_study, study_table
 
     plan = load_study(recipe)
-    if not report_only:
-        run_study(plan, root, jobs, on_done=lambda v, s: print_plain(f"done: {v} seed {s}"))
-    text = study_table(plan, root)
-    if test_sets:
-        from srgrad.train.study_scores import score_runs, scores_table
+    sets = [name.strip() for name in (test_sets or "").split(",") if name.strip()]
+    if sets:
+        from srgrad.train.study_scores import check_sets, score_runs, scores_table
 
-        sets = [name.strip() for name in test_sets.split(",") if name.strip()]
+        check_sets(plan, sets, data_root)
+    if not report_only:
+        run_study(plan, root, jobs, on_done=_when_done(plan, root, sets, data_root))
+    text = study_table(plan, root)
+    if sets:
         score_runs(plan, root, sets, data_root,
                    on_scored=lambda v, s: print_plain(f"scored: {v} seed {s}"))
         text += "\n\n" + scores_table(plan, root, sets)
@@ -53,3 +56,18 @@ def study(
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(text)
+
+
+def _when_done(plan, root: Path, sets: list[str], data_root: Path | None):
+    """After each run: say so and, with --test-sets, score it at once (a session that ends
+    before the study does keeps the scores of the runs it finished)."""
+    from srgrad.train.study import run_folder
+
+    def done(variant: str, seed: int) -> None:
+        print_plain(f"done: {variant} seed {seed}")
+        if sets:
+            from srgrad.train.study_scores import score_run
+
+            if score_run(run_folder(root, plan, variant, seed), sets, data_root):
+                print_plain(f"scored: {variant} seed {seed}")
+    return done

@@ -1,10 +1,11 @@
-"""Test-set scores of a study's finished runs, taken once, at the end.
+"""Test-set scores of a study's finished runs, taken once, as each run finishes.
 
 Each run's final weights (what it would ship; no checkpoint is chosen on any score) are
 scored on the test sets in the paper convention, in fp32, and kept in `test_scores.json` in
-its folder, so a report can be rebuilt without scoring again. Nothing in training or in a
-study's decision reads them before the runs are done: the decision rules use held-out
-training images.
+its folder, so a report can be rebuilt without scoring again, and a study cut off by the end
+of a session keeps the scores of the runs it finished even if their folders are lost.
+Nothing in training or in a study's decision reads them before the runs are done: the
+decision rules use held-out training images.
 """
 
 from __future__ import annotations
@@ -17,36 +18,48 @@ from srgrad.train.study import Study, final_weights, mean_se, run_folder
 SCORES_FILE = "test_scores.json"
 
 
-def score_runs(study: Study, root: Path, sets: list[str], data_root: Path | None = None,
-               on_scored: object = None) -> None:
-    """Score every finished run of `study` on `sets` it has no score for yet."""
+def check_sets(study: Study, sets: list[str], data_root: Path | None = None) -> None:
+    """An unknown or absent test set fails here, before any training or scoring."""
     from srgrad.data.datasets import eval_pairs
+
+    for name in sets:
+        eval_pairs(name, int(study.train.get("scale", 2)), data_root)
+
+
+def score_run(run: Path, sets: list[str], data_root: Path | None = None,
+              images: dict | None = None) -> bool:
+    """Score one finished run on the sets it has no score for yet; False if there was
+    nothing to do. `images` caches the decoded test images between runs."""
     from srgrad.data.files import atomic_write_bytes
     from srgrad.evaluation.run import load_eval_images, score_model
     from srgrad.models.weights import load_weights
 
-    for name in sets:  # an unknown or absent set fails before any run is scored
-        eval_pairs(name, int(study.train.get("scale", 2)), data_root)
+    weights = final_weights(run)
+    scores = read_scores(run)
+    missing = [name for name in sets if name not in scores]
+    if weights is None or not missing:
+        return False
+    images = {} if images is None else images
+    model, cfg = load_weights(weights)
+    for name in missing:
+        key = (name, cfg.scale)
+        if key not in images:
+            images[key] = load_eval_images(name, cfg.scale, data_root)
+        psnr, ssim = score_model(model, images[key], cfg.scale)
+        scores[name] = {"psnr": psnr, "ssim": ssim, "weights": weights.name}
+    atomic_write_bytes(run / SCORES_FILE, json.dumps(scores, indent=2).encode())
+    return True
+
+
+def score_runs(study: Study, root: Path, sets: list[str], data_root: Path | None = None,
+               on_scored: object = None) -> None:
+    """Score every finished run of `study` on `sets` it has no score for yet."""
+    check_sets(study, sets, data_root)
     images: dict[tuple[str, int], list] = {}
     for variant in study.variants:
         for seed in study.seeds:
-            run = run_folder(root, study, variant, seed)
-            weights = final_weights(run)
-            if weights is None:
-                continue
-            scores = read_scores(run)
-            missing = [name for name in sets if name not in scores]
-            if not missing:
-                continue
-            model, cfg = load_weights(weights)
-            for name in missing:
-                key = (name, cfg.scale)
-                if key not in images:
-                    images[key] = load_eval_images(name, cfg.scale, data_root)
-                psnr, ssim = score_model(model, images[key], cfg.scale)
-                scores[name] = {"psnr": psnr, "ssim": ssim, "weights": weights.name}
-            atomic_write_bytes(run / SCORES_FILE, json.dumps(scores, indent=2).encode())
-            if callable(on_scored):
+            if score_run(run_folder(root, study, variant, seed), sets, data_root, images) \
+                    and callable(on_scored):
                 on_scored(variant, seed)
 
 
