@@ -4,6 +4,8 @@ measured by `make bench`, never here."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -137,10 +139,14 @@ def test_block_backward_in_bf16_channels_last_follows_fp32():
 def test_auto_precision_follows_the_hardware(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(prec, "cpu_bf16_flags", lambda: ("avx512_bf16",))
-    assert prec.resolve_precision("auto", cpu) == "bf16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # native bf16: no warning
+        assert prec.resolve_precision("auto", cpu) == "bf16"
+        assert prec.resolve_precision("bf16", cpu) == "bf16"
     monkeypatch.setattr(prec, "cpu_bf16_flags", lambda: ())
     assert prec.resolve_precision("auto", cpu) == "fp32"
-    assert prec.resolve_precision("bf16", cpu) == "bf16"  # asked for: emulated, but allowed
+    with pytest.warns(UserWarning, match="bf16 is emulated on this CPU"):
+        assert prec.resolve_precision("bf16", cpu) == "bf16"  # asked for: allowed, but said
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         prec.resolve_precision("fp16", cpu)
     with pytest.raises(ConfigError, match="must be one of auto, fp32, bf16, fp16"):
@@ -158,6 +164,7 @@ def test_cpu_flags_are_read_from_the_machine():
     assert set(flags) == {f for f in prec.CPU_BF16_FLAGS if f in line.split()}
 
 
+@pytest.mark.filterwarnings("ignore:bf16 is emulated")  # the bf16 asked for, on any CPU
 def test_a_model_runs_in_its_own_precision_unless_told_otherwise():
     from srgrad.inference.forward import super_resolve
 

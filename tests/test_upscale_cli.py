@@ -298,3 +298,17 @@ def test_an_output_is_never_an_input(tmp_path, weights):
     result = run(src, named, "--force")
     assert result.exit_code == 1 and "a_x2.png is one of the inputs" in result.output
     assert named.read_bytes() == kept and (tmp_path / "a_x2_x2.png").is_file()
+
+
+def test_emulated_bf16_is_said_in_one_line_and_the_image_is_still_written(tmp_path, weights,
+                                                                           monkeypatch):
+    from srgrad.models import precision as prec
+
+    monkeypatch.setattr(prec, "cpu_bf16_flags", lambda: ())
+    src = photo(tmp_path / "a.png")
+    result = run(src, "--precision", "bf16", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if "bf16 is emulated" in line]
+    assert len(said) == 1 and said[0].startswith("warning: "), result.output
+    assert "precision.py" not in result.output and "UserWarning" not in result.output
+    assert (tmp_path / "a_x2.png").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -55,13 +56,29 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _one_line_warnings() -> Callable[..., None]:
+    """How a command shows library warnings: one line each, without the source location,
+    and each distinct message once (a warning raised per image or per step says it once)."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if str(message) not in seen:
+            seen.add(str(message))
+            err_console.print(f"warning: {message}", style="yellow", highlight=False,
+                              soft_wrap=True)
+    return show
+
+
 def user_errors(func: F) -> F:
-    """Turn SrgradError into one red line and a non-zero exit; let real bugs raise."""
+    """Turn SrgradError into one red line and a non-zero exit, and warnings into one line
+    each; let real bugs raise."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warnings()
+                return func(*args, **kwargs)
         except SrgradError as exc:
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from pathlib import Path
 
 import torch
@@ -24,6 +25,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16,
                                          "fp16": torch.float16}
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+# Measured on an AMD EPYC without either flag, one thread: an edsr-baseline training step took
+# 53 s in bf16 and 5.5 s in fp32 (docs/benchmarks.md).
+EMULATED_BF16 = ("bf16 is emulated on this CPU (no amx_bf16 or avx512_bf16) and runs up to 10x "
+                 "slower than fp32 here; --precision auto picks fp32 on such a CPU")
 PRECISION_HELP = ("auto (bf16 where the CPU or GPU computes it natively, else fp32), fp32, bf16 "
                   "or fp16 (CUDA only)")
 
@@ -57,6 +62,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "bf16" if native_bf16(device) else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    if precision == "bf16" and device.type == "cpu" and not native_bf16(device):
+        warnings.warn(EMULATED_BF16, stacklevel=2)
     return precision
 
 
