@@ -21,6 +21,24 @@ def replace_section(path: Path, name: str, body: str) -> None:
     path.write_text(text)
 
 
+def machine_kind(device=None) -> str:
+    """What decides a table's speeds most: a CUDA GPU, a CPU with native bf16 (amx_bf16 or
+    avx512_bf16), or a CPU without, where `auto` is fp32 and bf16 is emulated."""
+    from srgrad.models.precision import cpu_bf16_flags
+
+    if device is not None and device.type == "cuda":
+        return "cuda"
+    return "native-bf16" if cpu_bf16_flags() else "fp32-cpu"
+
+
+def section(name: str, device=None) -> str:
+    """The section a benchmark writes on this machine: one per machine kind, so a run on a
+    CPU without native bf16 (or on a GPU) adds its own table instead of replacing the
+    native-bf16 one; the native-bf16 CPU keeps the plain name."""
+    kind = machine_kind(device)
+    return name if kind == "native-bf16" else f"{name}@{kind}"
+
+
 def machine_line(device=None) -> str:
     """The CPU, its native-bf16 flags, torch's threads and version, and the date (and the
     GPU when `device` is a CUDA device)."""

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from doc_tables import machine_line, replace_section  # noqa: E402
+from doc_tables import machine_line, replace_section, section  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_DB = 0.01
@@ -54,7 +54,7 @@ def main() -> None:
     text = "\n".join([f"Command: `{command.strip()}` (reports: docs/eval/precision_x2_fp32.json, "
                       f"docs/eval/precision_x2_auto.json). {machine_line()}", "", *lines])
     print(text)
-    replace_section(args.write, "precision-quality", text)
+    replace_section(args.write, section("precision-quality"), text)
 
 
 if __name__ == "__main__":

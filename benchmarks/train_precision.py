@@ -25,7 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
-from doc_tables import machine_line, replace_section  # noqa: E402
+from doc_tables import machine_line, replace_section, section  # noqa: E402
 
 from srgrad.train.study import summarize  # noqa: E402
 
@@ -105,7 +105,7 @@ def main() -> None:
     text, _ = table(args.root, seeds, args.iters)
     command = "python benchmarks/train_precision.py " + " ".join(sys.argv[1:])
     print(text)
-    replace_section(args.write, "train-precision",
+    replace_section(args.write, section("train-precision"),
                     f"Command: `{command.strip()}`. {machine_line()}\n\n{text}")
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from doc_tables import machine_line, replace_section  # noqa: E402
+from doc_tables import machine_line, replace_section, section  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parent.parent / "srgrad" / "assets" / "sample.png"
 TARGETS = {"1920x1920": 8.0, "4000x3000": 30.0}  # seconds, x2, auto on a native-bf16 CPU
@@ -136,7 +136,7 @@ def main() -> None:
     command = "python benchmarks/upscale.py " + " ".join(sys.argv[1:])
     text = "\n".join([f"Command: `{command.strip()}` ({args.model}, shipped weights). "
                       f"{machine_line()}", "", *lines])
-    replace_section(args.write, "upscale", text)
+    replace_section(args.write, section("upscale"), text)
 
 
 if __name__ == "__main__":
