@@ -153,6 +153,7 @@ def test_self_ensemble_is_the_mean_of_eight_transforms():
                   - tiled).max() <= 1
 
 
+@pytest.mark.filterwarnings("ignore:bf16 is emulated")  # bf16 asked for, on any CPU
 def test_precision_options():
     model = random_model()
     lr = image(16, 16)
