@@ -312,3 +312,15 @@ def test_emulated_bf16_is_said_in_one_line_and_the_image_is_still_written(tmp_pa
     assert len(said) == 1 and said[0].startswith("warning: "), result.output
     assert "precision.py" not in result.output and "UserWarning" not in result.output
     assert (tmp_path / "a_x2.png").exists()
+
+
+def test_an_animation_says_that_only_its_first_frame_is_upscaled(tmp_path, weights):
+    frames = [Image.open(photo(tmp_path / ("f" * i + ".png"))).convert("RGB") for i in (1, 2, 3)]
+    src = tmp_path / "anim.gif"
+    frames[0].save(src, save_all=True, append_images=frames[1:])
+    result = run(src, "-o", tmp_path / "anim_x2.png")
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if "frames" in line]
+    assert said == [f"warning: {src}: 3 frames (an animation or a multi-page file); only the "
+                    "first is used"], result.output
+    assert Image.open(tmp_path / "anim_x2.png").size == (40, 28)

@@ -174,7 +174,7 @@ def read_image(path: str | Path, max_pixels: int | None = -1, hint: str = MAX_PI
                 size = im.size
                 _check_size(path, im, max_pixels, hint)
                 im.load()  # decode everything now: truncated files fail here
-                fmt = im.format
+                fmt, frames = im.format, getattr(im, "n_frames", 1)
                 im = ImageOps.exif_transpose(im)
                 picture = from_pil(im, source=str(path))
     except DataError:
@@ -186,6 +186,9 @@ def read_image(path: str | Path, max_pixels: int | None = -1, hint: str = MAX_PI
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: cannot decode image ({_reason(exc)})") from None
     picture.format = fmt
+    if frames > 1:
+        warnings.warn(f"{path}: {frames} frames (an animation or a multi-page file); only the "
+                      "first is used", stacklevel=2)
     return picture
 
 
