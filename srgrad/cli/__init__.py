@@ -39,7 +39,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False, "--version", callback=_version, is_eager=True, metavar="",
+        help="Print the version and exit."
     ),
 ) -> None:
     """srgrad: train, evaluate and use gradient-residual super-resolution networks."""
