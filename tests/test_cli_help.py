@@ -34,3 +34,8 @@ def test_every_help_text_shows_whole(command):
     for text in _help_texts(command):
         written = " ".join(text.replace("\\[", "[").split())
         assert written in shown, written
+
+
+def test_command_descriptions_wrap_to_the_terminal_not_to_the_source():
+    result = CliRunner().invoke(app, ["upscale", "--help"], env={"COLUMNS": "200"})
+    assert "1 some file failed (the others were still done); 2 bad options" in result.output

@@ -6,6 +6,8 @@ its own module so every file stays short.
 
 from __future__ import annotations
 
+import inspect
+
 import typer
 
 from srgrad import __version__
@@ -46,12 +48,15 @@ def main(
     """srgrad: train, evaluate and use gradient-residual super-resolution networks."""
 
 
-app.command("models")(models_cmd.models)
-app.command("train")(train_cmd.train)
-app.command("eval")(eval_cmd.evaluate)
-app.command("download")(download_cmd.download)
-app.command("upscale")(upscale_cmd.upscale)
-app.command("export")(export_cmd.export)
-app.command("ablate")(ablate_cmd.ablate)
-app.command("study")(study_cmd.study)
+def _paragraphs(text: str) -> str:
+    """A docstring with each paragraph on one line: Rich keeps single line breaks, so the
+    source's wrapping would show as ragged lines in any terminal of another width."""
+    return "\n\n".join(" ".join(part.split()) for part in inspect.cleandoc(text).split("\n\n"))
+
+
+for _name, _command in [("models", models_cmd.models), ("train", train_cmd.train),
+                        ("eval", eval_cmd.evaluate), ("download", download_cmd.download),
+                        ("upscale", upscale_cmd.upscale), ("export", export_cmd.export),
+                        ("ablate", ablate_cmd.ablate), ("study", study_cmd.study)]:
+    app.command(_name, help=_paragraphs(_command.__doc__ or ""))(_command)
 app.add_typer(experiment_cmd.app, name="experiment")
