@@ -43,23 +43,13 @@ def machine_line(device=None) -> str:
     """The CPU, its native-bf16 flags, torch's threads and version, and the date (and the
     GPU when `device` is a CUDA device)."""
     import datetime
-    import platform
 
     import torch
 
     gpu = ""
     if device is not None and device.type == "cuda":
         gpu = f"GPU {torch.cuda.get_device_name(device)}; host "
-    from srgrad.models.precision import cpu_bf16_flags
+    from srgrad.models.precision import cpu_description
 
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = ", ".join(cpu_bf16_flags()) or "no native bf16"
-    return (f"Machine: {gpu}{name} ({flags}), {torch.get_num_threads()} torch threads, torch "
+    return (f"Machine: {gpu}{cpu_description()}, {torch.get_num_threads()} torch threads, torch "
             f"{torch.__version__}, {datetime.date.today().isoformat()}.")

@@ -426,3 +426,15 @@ def test_every_train_option_comes_from_trainconfig_once(monkeypatch, tmp_path):
     assert (given.learn_alpha, given.grad_through, given.compile, given.quiet) == \
         (False, True, True, True)
     assert dataclasses.replace(bare, out=TrainConfig.out) == TrainConfig()
+
+
+def test_the_card_names_the_gpu_or_the_cpu_and_its_bf16(monkeypatch):
+    """A card written on a GPU once raised AttributeError after the whole run had trained."""
+    from srgrad.models import precision as prec
+    from srgrad.train.records import device_name
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100")
+    assert device_name(torch.device("cuda", 0)) == "NVIDIA H100"
+    monkeypatch.setattr(prec, "cpu_bf16_flags", lambda: ())
+    cpu = device_name(torch.device("cpu"))
+    assert cpu.endswith(f"(no native bf16) CPU, {torch.get_num_threads()} threads"), cpu

@@ -160,9 +160,11 @@ def print_tables(run: EvalRun, console: Console) -> None:
 def machine_info(device: str) -> dict[str, Any]:
     import torch
 
+    from srgrad.models.precision import cpu_description
+
     info: dict[str, Any] = {
         "platform": platform.platform(), "python": platform.python_version(),
-        "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__, "cpu": cpu_description(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
     }
     if device.startswith("cuda") and torch.cuda.is_available():

@@ -48,6 +48,21 @@ def cpu_bf16_flags() -> tuple[str, ...]:
     return ("avx512_bf16",) if probe is not None and probe() else ()
 
 
+def cpu_description() -> str:
+    """The CPU's model name and its native bf16 features, e.g. 'AMD EPYC (avx512_bf16)': what
+    decides speed on a CPU, written into cards and reports."""
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
+                name)
+    return f"{name} ({', '.join(cpu_bf16_flags()) or 'no native bf16'})"
+
+
 def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import platform
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from srgrad.errors import ConfigError
+from srgrad.models.precision import cpu_description
 from srgrad.models.registry import count_parameters
 from srgrad.train.checkpoint import gather_to_main, rng_state, save_checkpoint
 from srgrad.train.config import val_is_test_set
@@ -135,5 +135,5 @@ def replica_checksums(model: nn.Module, world: int) -> list[float]:
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
-        return torch.cuda.getdevice_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_description()} CPU, {torch.get_num_threads()} threads"
