@@ -47,7 +47,8 @@ def score_run(run: Path, sets: list[str], data_root: Path | None = None,
             images[key] = load_eval_images(name, cfg.scale, data_root)
         psnr, ssim = score_model(model, images[key], cfg.scale)
         scores[name] = {"psnr": psnr, "ssim": ssim, "weights": weights.name}
-    atomic_write_bytes(run / SCORES_FILE, json.dumps(scores, indent=2).encode())
+        # after each set: Urban100 takes minutes per model, and a cut-off keeps the rest
+        atomic_write_bytes(run / SCORES_FILE, json.dumps(scores, indent=2).encode())
     return True
 
 
