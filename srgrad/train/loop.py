@@ -41,6 +41,7 @@ from srgrad.train.records import (
     write_rows,
 )
 from srgrad.train.runtime import (
+    close_distributed,
     ema_update,
     init_distributed,
     init_from,
@@ -63,9 +64,12 @@ def _checks_at(step: int, config: TrainConfig) -> bool:
 
 def train(config: TrainConfig, command: str = "") -> TrainResult:
     """Train to --iters (or until --time-limit), writing the run folder --out."""
-    run = _setup(config)
-    stopped_at = _loop(run)
-    return _finish(run, stopped_at, command)
+    try:
+        run = _setup(config)
+        stopped_at = _loop(run)
+        return _finish(run, stopped_at, command)
+    finally:
+        close_distributed()
 
 
 def _setup(config: TrainConfig) -> RunState:

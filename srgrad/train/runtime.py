@@ -37,6 +37,14 @@ def init_distributed(device_kind: str) -> Dist:
     return dist
 
 
+def close_distributed() -> None:
+    """End the process group, if one was started. A rank that exits with gloo's threads still
+    running can abort at exit ("terminate called without an active exception", seen once in
+    tests/test_train_resume.py), turning a finished run into a failed torchrun."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def pick_device(requested: str, dist: Dist) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
