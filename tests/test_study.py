@@ -189,3 +189,18 @@ def test_test_sets_are_scored_as_each_run_finishes(tmp_path, monkeypatch):
     assert result.exit_code != 0
     scores = json.loads((root / "tiny" / "identity_s0" / "test_scores.json").read_text())
     assert 10 < scores[str(test_set)]["psnr"] < 60
+
+
+def test_one_seed_reports_means_without_a_nan_standard_error(tmp_path):
+    from srgrad.train.study import Study, run_folder, study_table
+
+    study = Study("one", [0], "identity", "rule", {"model": "sedsr"},
+                  {"identity": {}, "grad": {"model": "sedsr-grad"}})
+    for variant, psnr in (("identity", 32.175), ("grad", 31.907)):
+        run = run_folder(tmp_path, study, variant, 0)
+        run.mkdir(parents=True)
+        (run / "metrics.csv").write_text(f"step,step_ms,val_psnr,gates\n1000,10,{psnr},\n")
+        (run / "model_card.json").write_text("{}")
+    table = study_table(study, tmp_path)
+    assert "nan" not in table
+    assert "| grad | 1 (at 1000 it) | 31.907 | -0.268 |" in table

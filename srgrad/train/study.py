@@ -222,6 +222,11 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return mean, se
 
 
+def _with_se(mean: float, se: float, sign: str = "") -> str:
+    """`mean ± se`, or the mean alone where one seed gives no SE."""
+    return f"{mean:{sign}.3f}" + ("" if math.isnan(se) else f" ± {se:.3f}")
+
+
 def study_table(study: Study, root: Path) -> str:
     """Markdown: per variant, held-out PSNR and its paired difference to the baseline."""
     # Only finished runs enter the means: a run in progress would mix budgets.
@@ -243,8 +248,7 @@ def study_table(study: Study, root: Path) -> str:
         psnr = mean_se([r.val_psnr for r in done.values()])
         diffs = [r.val_psnr - runs[(study.baseline, s)].val_psnr for s, r in done.items()
                  if runs[(study.baseline, s)] is not None]
-        diff = "" if variant == study.baseline or not diffs else "{:+.3f} ± {:.3f}".format(
-            *mean_se(diffs))
+        diff = "" if variant == study.baseline or not diffs else _with_se(*mean_se(diffs), "+")
         ms = statistics.median(r.step_ms for r in done.values())
         ratio = f"{ms / statistics.median(base_ms):.2f}x" if base_ms else ""
         gates = [g for r in done.values() for g in r.gates]
@@ -255,6 +259,6 @@ def study_table(study: Study, root: Path) -> str:
                                study.run_config(variant, first, Path('unused')))
         share_text = "-" if share is None else f"{share:.2%}"
         lines.append(f"| {variant} | {len(done)} (at {'/'.join(map(str, steps))} it) | "
-                     f"{psnr[0]:.3f} ± {psnr[1]:.3f} | {diff} | {ms:.0f} | {ratio} | "
+                     f"{_with_se(*psnr)} | {diff} | {ms:.0f} | {ratio} | "
                      f"{gate_text} | {share_text} |")
     return "\n".join(lines)
