@@ -40,16 +40,16 @@ def study(
 
     plan = load_study(recipe)
     sets = [name.strip() for name in (test_sets or "").split(",") if name.strip()]
+    images: dict = {}  # decoded test images, shared by every run scored in this command
     if sets:
         from srgrad.train.study_scores import check_sets, score_runs, scores_table
 
         check_sets(plan, sets, data_root)
     if not report_only:
-        run_study(plan, root, jobs, on_done=_when_done(plan, root, sets, data_root))
+        run_study(plan, root, jobs, on_done=_when_done(plan, root, sets, data_root, images))
     text = study_table(plan, root)
     if sets:
-        score_runs(plan, root, sets, data_root,
-                   on_scored=lambda v, s: print_plain(f"scored: {v} seed {s}"))
+        score_runs(plan, root, sets, data_root, images, on_scored=_say_scored)
         text += "\n\n" + scores_table(plan, root, sets)
     text += f"\n\nRecipe: `{recipe}`; run folders: `{root}`.\n"
     print_plain(text, console)
@@ -58,7 +58,11 @@ def study(
         report.write_text(text)
 
 
-def _when_done(plan, root: Path, sets: list[str], data_root: Path | None):
+def _say_scored(variant: str, seed: int) -> None:
+    print_plain(f"scored: {variant} seed {seed}")
+
+
+def _when_done(plan, root: Path, sets: list[str], data_root: Path | None, images: dict):
     """After each run: say so and, with --test-sets, score it at once (a session that ends
     before the study does keeps the scores of the runs it finished)."""
     from srgrad.train.study import run_folder
@@ -68,6 +72,6 @@ def _when_done(plan, root: Path, sets: list[str], data_root: Path | None):
         if sets:
             from srgrad.train.study_scores import score_run
 
-            if score_run(run_folder(root, plan, variant, seed), sets, data_root):
-                print_plain(f"scored: {variant} seed {seed}")
+            if score_run(run_folder(root, plan, variant, seed), sets, data_root, images):
+                _say_scored(variant, seed)
     return done

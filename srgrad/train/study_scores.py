@@ -53,10 +53,10 @@ def score_run(run: Path, sets: list[str], data_root: Path | None = None,
 
 
 def score_runs(study: Study, root: Path, sets: list[str], data_root: Path | None = None,
-               on_scored: object = None) -> None:
-    """Score every finished run of `study` on `sets` it has no score for yet."""
-    check_sets(study, sets, data_root)
-    images: dict[tuple[str, int], list] = {}
+               images: dict | None = None, on_scored: object = None) -> None:
+    """Score every finished run of `study` on `sets` (checked first by check_sets) it has no
+    score for yet; `images` as in score_run."""
+    images = {} if images is None else images
     for variant in study.variants:
         for seed in study.seeds:
             if score_run(run_folder(root, study, variant, seed), sets, data_root, images) \
