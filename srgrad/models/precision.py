@@ -34,16 +34,25 @@ PRECISION_HELP = ("auto (bf16 where the CPU or GPU computes it natively, else fp
 
 
 @functools.lru_cache(maxsize=1)
+def _cpuinfo_lines() -> tuple[str, ...]:
+    try:
+        return tuple(Path("/proc/cpuinfo").read_text().splitlines())
+    except OSError:
+        return ()
+
+
+def _cpuinfo_field(key: str) -> str | None:
+    """The value of the first `key` line of /proc/cpuinfo; None off Linux."""
+    return next((ln.split(":", 1)[1].strip() for ln in _cpuinfo_lines() if ln.startswith(key)),
+                None)
+
+
+@functools.lru_cache(maxsize=1)
 def cpu_bf16_flags() -> tuple[str, ...]:
     """The CPU's native bf16 features among CPU_BF16_FLAGS (Linux flags, else torch's probe)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return tuple(f for f in CPU_BF16_FLAGS if f in flags)
+    flags = _cpuinfo_field("flags")
+    if flags is not None:
+        return tuple(f for f in CPU_BF16_FLAGS if f in flags.split())
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     return ("avx512_bf16",) if probe is not None and probe() else ()
 
@@ -53,13 +62,7 @@ def cpu_description() -> str:
     decides speed on a CPU, written into cards and reports."""
     import platform
 
-    name = platform.processor() or platform.machine()
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
-                name)
+    name = _cpuinfo_field("model name") or platform.processor() or platform.machine()
     return f"{name} ({', '.join(cpu_bf16_flags()) or 'no native bf16'})"
 
 
