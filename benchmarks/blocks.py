@@ -27,21 +27,30 @@ from srgrad.models.registry import build_model
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from doc_tables import machine_line, replace_section, section  # noqa: E402
 
-SETTINGS = [("fp32", "NCHW"), ("fp32", "channels_last"), ("bf16", "channels_last")]
-COMPILED = ("auto", "channels_last + compile")  # auto: resolved in main()
+Setting = tuple[str, str]  # (precision, memory layout)
+COMPILED_LAYOUT = "channels_last + compile"
 VARIANTS = {"identity": "{family}", "gradient (analytic g)": "{family}-grad",
             "scaled skip (no g)": "{family}-scaled"}
 Job = Callable[[], None]
 
 
-DEVICE = torch.device("cpu")
+def settings_for(device: torch.device, compile: bool, emulated_bf16: bool) -> list[Setting]:
+    """The (precision, layout) rows to time; the first is the fp32 NCHW reference."""
+    auto = resolve_precision("auto", device)
+    settings = [("fp32", "NCHW"), ("fp32", "channels_last")]
+    if auto != "fp32" or emulated_bf16:
+        # bf16 emulated (no amx_bf16 / avx512_bf16) runs up to 10x slower than fp32 and is
+        # never what auto picks: its rows would cost most of the run and inform no choice.
+        settings.append(("bf16", "channels_last"))
+    if compile:
+        settings.append((auto, COMPILED_LAYOUT))
+    return settings
 
 
-def make_jobs(name: str, precision: str, layout: str, batch: int, patch: int, size: int
-              ) -> tuple[Job, Job]:
+def make_jobs(name: str, precision: str, layout: str, batch: int, patch: int, size: int,
+              device: torch.device) -> tuple[Job, Job]:
     """(train step, inference) closures for one model in one precision and layout."""
     torch.manual_seed(0)
-    device = DEVICE
     model = build_model(name, 2).to(device)
     lr = torch.rand(batch, 3, patch, patch, device=device) * 255
     hr = torch.rand(batch, 3, 2 * patch, 2 * patch, device=device) * 255
@@ -73,51 +82,52 @@ def flops(job: Job) -> float:
     return float(counter.get_total_flops())
 
 
-def _sync() -> None:
-    if DEVICE.type == "cuda":
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def time_jobs(jobs: dict[tuple, Job], rounds: int) -> dict[tuple, float]:
+def time_jobs(jobs: dict[tuple, Job], rounds: int, device: torch.device) -> dict[tuple, float]:
     for _ in range(2):  # warm-up: allocator, oneDNN primitive caches, compiled graphs
         for job in jobs.values():
             job()
     samples: dict[tuple, list[float]] = {key: [] for key in jobs}
     for _ in range(rounds):
         for key, job in jobs.items():
-            _sync()
+            _sync(device)
             start = time.perf_counter()
             job()
-            _sync()
+            _sync(device)
             samples[key].append(time.perf_counter() - start)
     return {key: statistics.median(v) * 1000 for key, v in samples.items()}
 
 
-def bench(families: list[str], rounds: int, batch: int, patch: int, size: int
-          ) -> tuple[dict[tuple, float], dict[tuple, float]]:
+def bench(families: list[str], settings: list[Setting], rounds: int, batch: int, patch: int,
+          size: int, device: torch.device) -> tuple[dict[tuple, float], dict[tuple, float]]:
     """Median ms per job, and FLOPs per (family, variant, kind): the work does not depend
     on precision or layout, so it is counted once, on the eager fp32 NCHW model."""
     jobs: dict[tuple, Job] = {}
     work: dict[tuple, float] = {}
     for family in families:
-        for precision, layout in SETTINGS:
+        for precision, layout in settings:
             for variant, pattern in VARIANTS.items():
                 train, infer = make_jobs(pattern.format(family=family), precision, layout,
-                                         batch, patch, size)
+                                         batch, patch, size, device)
                 jobs[(family, precision, layout, variant, "train")] = train
                 jobs[(family, precision, layout, variant, "infer")] = infer
-                if (precision, layout) == SETTINGS[0]:
+                if (precision, layout) == settings[0]:
                     work[(family, variant, "train")] = flops(train)
                     work[(family, variant, "infer")] = flops(infer)
-    return time_jobs(jobs, rounds), work
+    return time_jobs(jobs, rounds, device), work
 
 
-def table(ms: dict[tuple, float], work: dict[tuple, float], families: list[str]) -> list[str]:
+def table(ms: dict[tuple, float], work: dict[tuple, float], families: list[str],
+          settings: list[Setting]) -> list[str]:
     lines = ["| model | precision | layout | variant | train ms | GFLOP/s | x identity | "
              "vs fp32 NCHW | inference ms | GFLOP/s | x identity | vs fp32 NCHW |",
              "|" + "---|" * 12]
     for family in families:
-        for precision, layout in SETTINGS:
+        for precision, layout in settings:
             for variant in VARIANTS:
                 cols = []
                 for kind in ("train", "infer"):
@@ -133,10 +143,12 @@ def table(ms: dict[tuple, float], work: dict[tuple, float], families: list[str])
     return lines
 
 
-def summary(ms: dict[tuple, float], families: list[str]) -> list[str]:
-    auto = resolve_precision("auto", DEVICE)
+def summary(ms: dict[tuple, float], families: list[str], settings: list[Setting],
+            device: torch.device) -> list[str]:
+    auto = resolve_precision("auto", device)
     layout = "channels_last"
-    lines = [f"`--precision auto` resolves to **{auto}** on this {DEVICE.type}."]
+    compiled = (auto, COMPILED_LAYOUT)
+    lines = [f"`--precision auto` resolves to **{auto}** on this {device.type}."]
     for family in families:
         grad = "gradient (analytic g)"
         parts = []
@@ -147,13 +159,13 @@ def summary(ms: dict[tuple, float], families: list[str]) -> list[str]:
                                                                      grad, kind)]
             parts.append(f"{word} {ratio:.2f}x identity, {speedup:.2f}x faster than fp32 NCHW")
         lines.append(f"- {family}-grad in auto ({auto}, channels_last): " + "; ".join(parts))
-        if COMPILED in SETTINGS:
+        if compiled in settings:
             eager = ms[(family, auto, layout, grad, "train")]
-            compiled = ms[(family, *COMPILED, grad, "train")]
-            ident = ms[(family, *COMPILED, "identity", "train")]
+            fast = ms[(family, *compiled, grad, "train")]
+            ident = ms[(family, *compiled, "identity", "train")]
             lines.append(f"- {family}-grad with torch.compile (`srgrad train --compile`): "
-                         f"training step {eager / compiled:.2f}x faster than eager {auto} "
-                         f"channels_last, {compiled / ident:.2f}x the compiled identity block")
+                         f"training step {eager / fast:.2f}x faster than eager {auto} "
+                         f"channels_last, {fast / ident:.2f}x the compiled identity block")
     return lines
 
 
@@ -172,32 +184,26 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--write", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args()
-    global DEVICE, COMPILED
-    DEVICE = torch.device(args.device)
-    auto = resolve_precision("auto", DEVICE)
-    if auto == "fp32" and not args.emulated_bf16:
-        # bf16 emulated (no amx_bf16 / avx512_bf16) runs up to 10x slower than fp32 and is
-        # never what auto picks: its rows would cost most of the run and inform no choice.
-        SETTINGS.remove(("bf16", "channels_last"))
-    COMPILED = (auto, "channels_last + compile")
+    device = torch.device(args.device)
+    settings = settings_for(device, args.compile, args.emulated_bf16)
     if args.compile:
-        SETTINGS.append(COMPILED)
         # Every compiled model shares EDSR.forward's cache, and each needs a graph for
         # training and one for inference_mode: raise dynamo's limit above 2 x models.
         torch._dynamo.config.cache_size_limit = 64
     if args.threads:
         torch.set_num_threads(args.threads)
     families = args.families.split(",")
-    ms, work = bench(families, args.rounds, args.batch, args.patch, args.infer_size)
+    ms, work = bench(families, settings, args.rounds, args.batch, args.patch,
+                     args.infer_size, device)
     command = "python benchmarks/blocks.py " + " ".join(sys.argv[1:])
     text = "\n".join([
-        f"Command: `{command.strip()}`. {machine_line(DEVICE)}",
+        f"Command: `{command.strip()}`. {machine_line(device)}",
         f"Training step: batch {args.batch}, {args.patch}x{args.patch} LR patches, x2, L1 + Adam; "
         f"inference: one {args.infer_size}x{args.infer_size} image under inference_mode. "
         f"Median of {args.rounds} interleaved rounds.", "",
-        *table(ms, work, families), "", *summary(ms, families)])
+        *table(ms, work, families, settings), "", *summary(ms, families, settings, device)])
     print(text)
-    replace_section(args.write, section("blocks", DEVICE), text)
+    replace_section(args.write, section("blocks", device), text)
 
 
 if __name__ == "__main__":
