@@ -181,7 +181,7 @@ def main() -> None:
         child(*args.child)
         return
     if args.model is None:
-        from srgrad.inference.forward import DEFAULT_MODEL
+        from srgrad.inference.loading import DEFAULT_MODEL
 
         args.model = DEFAULT_MODEL
     lines = ["| input (x2) | precision | tiles | seconds end to end | decode | model | "

@@ -10,7 +10,7 @@ def load(name_or_path, scale: int | None = None, device: str = "cpu", precision:
     """A ready torch.nn.Module (eval mode, channels_last) from a registry name with shipped
     weights or a file. Its forward runs in `precision`: auto (bf16 where the device computes
     it natively, else fp32), fp32, bf16 or fp16 (CUDA)."""
-    from srgrad.inference.forward import load_model
+    from srgrad.inference.loading import load_model
 
     return load_model(name_or_path, scale=scale, device=device, precision=precision)
 

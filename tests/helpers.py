@@ -15,7 +15,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from srgrad.inference import files, forward
+from srgrad.inference import loading
 from srgrad.models import weights as weights_mod
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights
@@ -66,6 +66,5 @@ def install_shipped(monkeypatch: pytest.MonkeyPatch, folder: Path, seeds: dict[i
         save_weights(build_model("sedsr-grad", scale), model_config("sedsr-grad", scale),
                      folder / f"sedsr-grad_x{scale}.safetensors")
     monkeypatch.setattr(weights_mod, "weights_dirs", lambda: [folder])
-    monkeypatch.setattr(forward, "DEFAULT_MODEL", "sedsr-grad")
-    monkeypatch.setattr(files, "DEFAULT_MODEL", "sedsr-grad")
+    monkeypatch.setattr(loading, "DEFAULT_MODEL", "sedsr-grad")
     return folder

@@ -11,7 +11,7 @@ import torch
 
 from srgrad.cli import export_cmd
 from srgrad.errors import ConfigError
-from srgrad.inference.forward import load_model
+from srgrad.inference.loading import load_model
 from srgrad.inference.onnx import export_onnx
 from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights

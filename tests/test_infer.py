@@ -15,7 +15,8 @@ from PIL import Image
 
 import srgrad
 from srgrad.errors import ConfigError, WeightsError
-from srgrad.inference.forward import load_model, super_resolve
+from srgrad.inference.forward import super_resolve
+from srgrad.inference.loading import load_model
 from srgrad.inference.tiling import auto_tile, plan_tiles
 from srgrad.models import weights as weights_mod
 from srgrad.models.registry import build_model, model_config
@@ -267,7 +268,7 @@ def test_super_resolve_leaves_the_models_grad_impl_alone():
 
 
 def test_the_default_model_ships_at_every_scale():
-    from srgrad.inference.forward import DEFAULT_MODEL
+    from srgrad.inference.loading import DEFAULT_MODEL
     from srgrad.models.weights import shipped_weights
 
     assert shipped_weights()[DEFAULT_MODEL] == [2, 3, 4]

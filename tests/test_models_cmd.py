@@ -70,7 +70,7 @@ def test_json_is_one_document_with_every_model(tmp_path, monkeypatch):
 
 
 def test_the_default_model_is_named_with_its_reason():
-    from srgrad.inference.forward import DEFAULT_MODEL
+    from srgrad.inference.loading import DEFAULT_MODEL
 
     result = runner.invoke(app, ["models"])
     assert f"default of `srgrad upscale`: {DEFAULT_MODEL}: best held-out PSNR" in result.output

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from srgrad.inference import forward, tiling
-from srgrad.inference.forward import load_model, super_resolve
+from srgrad.inference.forward import super_resolve
+from srgrad.inference.loading import load_model
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 TOL = 1e-5  # on the 0-255 scale: under one float32 ulp of values 128-255 (1.5e-5)

@@ -43,7 +43,7 @@ def ablate(
     from srgrad.evaluation.ablation import ablate as run_ablation
     from srgrad.evaluation.ablation import as_dict, markdown
     from srgrad.inference.files import resolve_model
-    from srgrad.inference.forward import model_scale
+    from srgrad.inference.loading import model_scale
 
     if report is not None and report.suffix.lower() not in (".md", ".json"):
         raise ConfigError(f"--report must end in .md or .json, got {report.name}")

@@ -163,7 +163,7 @@ def _check_options(convention: str, tile: int | None, reports: list[Path],
 
 
 def _device(device: str, precision: str) -> tuple[str, str]:
-    from srgrad.inference.forward import resolve_device
+    from srgrad.inference.loading import resolve_device
     from srgrad.models.precision import resolve_precision
 
     dev = resolve_device(device)

@@ -53,7 +53,7 @@ def models(
     ),
 ) -> None:
     """List model names, their shape, parameter counts (x2) and shipped weights."""
-    from srgrad.inference.forward import DEFAULT_MODEL, DEFAULT_MODEL_WHY
+    from srgrad.inference.loading import DEFAULT_MODEL, DEFAULT_MODEL_WHY
 
     catalog = [{**m, "default": m["name"] == DEFAULT_MODEL} for m in model_catalog()]
     if as_json:

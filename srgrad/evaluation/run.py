@@ -260,7 +260,8 @@ def _upscaler(spec: ModelSpec, scale: int, run: EvalRun, tile: int | None
               ) -> Callable[[np.ndarray], np.ndarray]:
     if spec.source is None:
         return lambda lr: bicubic_upscale(lr, scale)
-    from srgrad.inference.forward import load_model, super_resolve
+    from srgrad.inference.forward import super_resolve
+    from srgrad.inference.loading import load_model
 
     source = spec.source if spec.scale is None else Path(spec.source)
     model = load_model(source, scale, run.device, precision=run.precision)

@@ -1,2 +1,3 @@
-"""Inference: `forward` (the one forward path: tiling, precision, load_model, super_resolve,
-upscale_image), `files` (`srgrad upscale` over files and folders) and `onnx` (ONNX export)."""
+"""Inference: `loading` (load_model, the default model, devices), `forward` (the one forward
+path: tiling, precision, super_resolve, upscale_image), `files` (`srgrad upscale` over files
+and folders) and `onnx` (ONNX export)."""

@@ -45,13 +45,8 @@ from srgrad.data.images import (
     write_image,
 )
 from srgrad.errors import ConfigError, DataError
-from srgrad.inference.forward import (
-    DEFAULT_MODEL,
-    load_model,
-    model_scale,
-    resolve_device,
-    super_resolve,
-)
+from srgrad.inference.forward import super_resolve
+from srgrad.inference.loading import load_model, model_scale, resolve_device
 from srgrad.inference.tiling import check_tile, tile_overlap
 from srgrad.models.precision import resolve_precision
 
@@ -266,8 +261,7 @@ def resolve_model(model: str | None, weights: Path | None, scale: int | None,
     if model is not None and weights is not None:
         raise ConfigError("--model and --weights cannot be used together: --weights already "
                           "names the model (its file records the architecture)")
-    return load_model(weights if weights is not None else (model or DEFAULT_MODEL),
-                      scale=scale, device=device)
+    return load_model(weights if weights is not None else model, scale=scale, device=device)
 
 
 def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,

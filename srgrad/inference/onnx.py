@@ -20,7 +20,7 @@ from srgrad import __version__
 from srgrad.data.files import atomic_path
 from srgrad.errors import ConfigError, DataError
 from srgrad.inference.files import resolve_model
-from srgrad.inference.forward import model_scale, use_analytic_grad
+from srgrad.inference.loading import model_scale, use_analytic_grad
 
 MIN_OPSET = 11
 DEFAULT_OPSET = 17
