@@ -22,9 +22,11 @@ from srgrad.cli import (
     train_cmd,
     upscale_cmd,
 )
+from srgrad.cli._common import Command, Group
 
 app = typer.Typer(
     name="srgrad",
+    cls=Group,
     help="Super-resolution with gradient residual connections: download, train, eval, upscale.",
     no_args_is_help=True,
     add_completion=False,
@@ -58,5 +60,5 @@ for _name, _command in [("models", models_cmd.models), ("train", train_cmd.train
                         ("eval", eval_cmd.evaluate), ("download", download_cmd.download),
                         ("upscale", upscale_cmd.upscale), ("export", export_cmd.export),
                         ("ablate", ablate_cmd.ablate), ("study", study_cmd.study)]:
-    app.command(_name, help=_paragraphs(_command.__doc__ or ""))(_command)
+    app.command(_name, cls=Command, help=_paragraphs(_command.__doc__ or ""))(_command)
 app.add_typer(experiment_cmd.app, name="experiment")

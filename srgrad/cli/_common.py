@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: consoles, the user-error guard and small flag parsers."""
+"""Shared CLI plumbing: consoles, the command classes, the user-error guard and small flag
+parsers."""
 
 from __future__ import annotations
 
@@ -11,12 +12,34 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
 from srgrad.console import console, err_console
 from srgrad.errors import ConfigError, SrgradError
 from srgrad.inference.tiling import MIN_TILE
 
 F = TypeVar("F", bound=Callable)
+
+
+class _NoHelpMetavar:
+    """Typer shows its own --help flag with a `<bool>` value placeholder, as if it took a
+    value; every other flag shows none."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class Group(_NoHelpMetavar, TyperGroup):
+    pass
+
+
+class Command(_NoHelpMetavar, TyperCommand):
+    pass
+
+
 
 # Options shared by the commands that run one model (upscale, export).
 ModelOption = Annotated[str | None, typer.Option(

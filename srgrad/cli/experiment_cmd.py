@@ -7,18 +7,26 @@ from pathlib import Path
 
 import typer
 
-from srgrad.cli._common import flag, parse_int_list, parse_name_list, user_errors
+from srgrad.cli._common import (
+    Command,
+    Group,
+    flag,
+    parse_int_list,
+    parse_name_list,
+    user_errors,
+)
 from srgrad.console import console
 from srgrad.errors import ConfigError
 from srgrad.experiments.sin import QUICK, VARIANTS, SinConfig, default_workers, run_sin
 
 app = typer.Typer(
+    cls=Group,
     help="Reproduce the paper's experiments (results, figures and a summary in one folder).",
     no_args_is_help=True,
 )
 
 
-@app.command("sin")
+@app.command("sin", cls=Command)
 @user_errors
 def sin(
     frequencies: str | None = typer.Option(
