@@ -27,3 +27,19 @@ class ConfigError(SrgradError):
 
 class WeightsError(SrgradError):
     """A weights or checkpoint file is not usable."""
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's cause in a few words, for a one-line message that already names the
+    file: an OSError's strerror ("No space left on device", without errno and path), the
+    reason a URLError wraps, else the first line of its text, else its type's name."""
+    cause = getattr(exc, "reason", None)
+    if isinstance(cause, BaseException):
+        return reason(cause)
+    if isinstance(cause, str) and cause:
+        return cause
+    strerror = getattr(exc, "strerror", None)
+    if strerror:
+        return str(strerror)
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

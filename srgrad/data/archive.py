@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from srgrad.errors import DataError
+from srgrad.errors import DataError, reason
 
 CHUNK = 1 << 20
 
@@ -163,7 +163,7 @@ def extract_folders(archive: Path, kind: str, folders: Mapping[str, int], dest: 
         if exc.errno == errno.ENOSPC:
             raise DataError(f"disk full while extracting {archive.name} under {dest}; free "
                             "some space and run the command again") from None
-        raise DataError(f"could not extract {archive.name} into {dest}: {exc.strerror or exc}"
+        raise DataError(f"could not extract {archive.name} into {dest}: {reason(exc)}"
                         ) from None
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         raise ArchiveError(f"{archive.name} is damaged ({exc}); delete it and download it "

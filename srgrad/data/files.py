@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from srgrad.errors import DataError
+from srgrad.errors import DataError, reason
 
 # As tempfile.mkstemp opens its files, less O_RDWR (nothing reads them back through this fd).
 _FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL
@@ -76,7 +76,6 @@ def check_writable_folder(folder: Path, what: str = "output folder", hint: str =
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise DataError(f"{what} {folder} is not writable ({reason}){hint}") from None
+        raise DataError(f"{what} {folder} is not writable ({reason(exc)}){hint}") from None
     return folder
 

@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from srgrad.data.files import atomic_path
-from srgrad.errors import DataError
+from srgrad.errors import DataError, reason
 
 # Suffixes picked up when walking a folder (explicit file arguments may have any suffix).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm",
@@ -90,11 +90,6 @@ def _pillow_limit_off() -> Iterator[None]:
             yield
         finally:
             Image.MAX_IMAGE_PIXELS = saved
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return text or type(exc).__name__
 
 
 def _too_large(path: Path, size: tuple[int, int] | None) -> DataError:
@@ -184,7 +179,7 @@ def read_image(path: str | Path, max_pixels: int | None = -1, hint: str = MAX_PI
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: cannot decode image ({_reason(exc)})") from None
+        raise DataError(f"{path}: cannot decode image ({reason(exc)})") from None
     picture.format = fmt
     if frames > 1:
         warnings.warn(f"{path}: {frames} frames (an animation or a multi-page file); only the "
@@ -329,5 +324,5 @@ def write_image(path: str | Path, image: np.ndarray | Image.Image, format: str |
             os.fsync(handle.fileno())
     except OSError as exc:
         where = f" to {path.parent}" if tmp is None else ""  # None: no temporary file made
-        raise DataError(f"{path}: cannot write{where} ({_reason(exc)})") from None
+        raise DataError(f"{path}: cannot write{where} ({reason(exc)})") from None
     return path

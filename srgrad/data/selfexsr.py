@@ -61,7 +61,7 @@ from srgrad.data.archive import count_files
 from srgrad.data.datasets import load_rgb
 from srgrad.data.download import BENCHMARK_SETS, ensure_writable
 from srgrad.data.resize import modcrop
-from srgrad.errors import DataError
+from srgrad.errors import DataError, reason
 
 SETS: dict[str, str] = {"Set5": "Set5", "Set14": "Set14", "BSD100": "B100",
                         "Urban100": "Urban100"}  # SelfExSR folder -> srgrad set name
@@ -234,7 +234,7 @@ def _import_set(scan: Scan, names: list[str], plan: _Plan, dest: Path, staging_p
         if exc.errno == errno.ENOSPC:
             raise DataError(f"disk full while importing into {dest}; free some space and run "
                             "the command again") from None
-        raise DataError(f"could not import into {dest}: {exc.strerror or exc}") from None
+        raise DataError(f"could not import into {dest}: {reason(exc)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -15,18 +15,13 @@ from urllib.request import Request, urlopen
 from rich import progress as rp
 
 from srgrad.console import progress_bar
-from srgrad.errors import DataError
+from srgrad.errors import DataError, reason
 
 CHUNK = 1 << 20
 
 
 class Interrupted(Exception):
     """The transfer broke off mid-file; the ``.part`` is kept for a resume."""
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    return str(getattr(reason, "strerror", None) or reason or type(reason).__name__)
 
 
 def stream(url: str, part: Path, timeout: float, progress: bool, label: str) -> None:
@@ -48,7 +43,7 @@ def stream(url: str, part: Path, timeout: float, progress: bool, label: str) -> 
         raise DataError(f"{host} answered HTTP {exc.code} {exc.reason} for {url}; the file may "
                         "have moved: try --mirror URL or --from FILE") from None
     except (URLError, OSError, http.client.HTTPException) as exc:
-        raise DataError(f"could not reach {host}: {_reason(exc)}; check your connection or use "
+        raise DataError(f"could not reach {host}: {reason(exc)}; check your connection or use "
                         "--mirror URL") from None
     with resp:
         start, total = 0, None
@@ -81,7 +76,7 @@ def _copy(resp: http.client.HTTPResponse, part: Path, offset: int, total: int | 
                 try:
                     chunk = resp.read(CHUNK)
                 except (OSError, http.client.HTTPException) as exc:
-                    raise Interrupted(_reason(exc)) from None
+                    raise Interrupted(reason(exc)) from None
                 if not chunk:
                     return done
                 out.write(chunk)
@@ -91,7 +86,7 @@ def _copy(resp: http.client.HTTPResponse, part: Path, offset: int, total: int | 
         if exc.errno == errno.ENOSPC:
             raise DataError(f"disk full while downloading {label} to {part.parent}; free some "
                             "space and run the command again to resume") from None
-        raise DataError(f"cannot write {part}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot write {part}: {reason(exc)}") from None
 
 
 _RANGE = re.compile(r"bytes\s+(?:(\d+)-\d+|\*)/(\d+)")

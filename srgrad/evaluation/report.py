@@ -21,7 +21,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from srgrad.data.files import atomic_write_bytes, check_writable_folder
-from srgrad.errors import ConfigError, DataError
+from srgrad.errors import ConfigError, DataError, reason
 from srgrad.evaluation.run import EvalRun, data_source
 from srgrad.metrics import CONVENTIONS
 
@@ -275,7 +275,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     try:
         return atomic_write_bytes(path, data)
     except OSError as exc:
-        raise DataError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise DataError(f"{path}: cannot write ({reason(exc)})") from None
 
 
 def write_report(path: Path, run: EvalRun, command: str, elapsed_s: float | None = None) -> Path:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from srgrad.errors import ConfigError
+from srgrad.errors import ConfigError, reason
 from srgrad.models.blocks import MAGNITUDES, BlockConfig
 from srgrad.models.mlp import ResidualMLP
 
@@ -200,7 +200,7 @@ def _prepare_out(out: Path) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"cannot write to {out}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot write to {out}: {reason(exc)}") from None
     return out
 
 

@@ -44,7 +44,7 @@ from srgrad.data.images import (
     resize_alpha,
     write_image,
 )
-from srgrad.errors import ConfigError, DataError
+from srgrad.errors import ConfigError, DataError, reason
 from srgrad.inference.forward import super_resolve
 from srgrad.inference.loading import load_model, model_scale, resolve_device
 from srgrad.inference.tiling import check_tile, tile_overlap
@@ -248,7 +248,7 @@ def write_rendered(done: Rendered, fmt: str | None = None, png_level: int = PNG_
         try:
             job.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DataError(f"{job.output}: cannot create its folder ({exc.strerror})") from None
+            raise DataError(f"{job.output}: cannot create its folder ({reason(exc)})") from None
         write_image(job.output, done.pixels, format=fmt, icc=done.icc, alpha=done.alpha,
                     png_level=png_level)
     except DataError as exc:

@@ -18,17 +18,12 @@ import torch
 
 from srgrad import __version__
 from srgrad.data.files import atomic_path
-from srgrad.errors import ConfigError, DataError
+from srgrad.errors import ConfigError, DataError, reason
 from srgrad.inference.files import resolve_model
 from srgrad.inference.loading import model_scale, use_analytic_grad
 
 MIN_OPSET = 11
 DEFAULT_OPSET = 17
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def export_onnx(path: str | Path, *, model: str | None = None, scale: int | None = None,
@@ -70,7 +65,7 @@ def export_onnx(path: str | Path, *, model: str | None = None, scale: int | None
                     )
                 except (RuntimeError, ValueError, torch.onnx.errors.OnnxExporterError) as exc:
                     raise ConfigError(f"ONNX export failed with opset {opset}: "
-                                      f"{_first_line(exc)}") from None
+                                      f"{reason(exc)}") from None
             graph = onnx.load(tmp)
             for key, value in {"srgrad_version": __version__, "model": name,
                                "scale": str(scale), "input": "lr: float32 Nx3xHxW RGB, 0-255",
@@ -81,6 +76,6 @@ def export_onnx(path: str | Path, *, model: str | None = None, scale: int | None
             onnx.save(graph, tmp)
     except OSError as exc:
         if tmp is None:  # the folder or the temporary file could not be made
-            raise DataError(f"{path}: cannot write to {path.parent} ({exc.strerror})") from None
-        raise DataError(f"{path}: cannot write ({exc.strerror or _first_line(exc)})") from None
+            raise DataError(f"{path}: cannot write to {path.parent} ({reason(exc)})") from None
+        raise DataError(f"{path}: cannot write ({reason(exc)})") from None
     return path

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, safe_open, save
 from torch import nn
 
 from srgrad.data.files import atomic_path
-from srgrad.errors import WeightsError
+from srgrad.errors import WeightsError, reason
 from srgrad.models.registry import (
     MODELS,
     SCALES,
@@ -51,8 +51,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WeightsError(f"{path} is not a readable safetensors file ({reason})") from None
+        raise WeightsError(f"{path} is not a readable safetensors file ({reason(exc)})") from None
     if meta.get("format") != FORMAT or "config" not in meta:
         raise WeightsError(f"{path} is safetensors but not srgrad weights (no srgrad config)")
     out: dict[str, Any] = {}
@@ -116,7 +115,7 @@ def load_weights(path: str | Path, scale: int | None = None) -> tuple[nn.Module,
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise WeightsError(f"{path} is corrupt ({str(exc).splitlines()[0]})") from None
+        raise WeightsError(f"{path} is corrupt ({reason(exc)})") from None
     _check_tensors(path, config, model, state)
     model.load_state_dict(state)
     model.eval()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from srgrad.errors import ConfigError
+from srgrad.errors import ConfigError, reason
 from srgrad.train.config import check_keys, holdout_count, make_config, tomllib
 from srgrad.train.curves import read_metrics, series
 
@@ -50,7 +50,7 @@ def _read_recipe(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"study recipe {path}: {exc}") from None
+        raise ConfigError(f"study recipe {path}: {reason(exc)}") from None
     base = data.get("study", {}).get("base")
     if base is None:
         return data
