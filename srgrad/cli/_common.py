@@ -40,7 +40,6 @@ class Command(_NoHelpMetavar, TyperCommand):
     pass
 
 
-
 # Options shared by the commands that run one model (upscale, export).
 ModelOption = Annotated[str | None, typer.Option(
     "--model", "-m", help="Registry model with shipped weights (default sedsr-scaled; "
