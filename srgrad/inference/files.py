@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +265,37 @@ def resolve_model(model: str | None, weights: Path | None, scale: int | None,
     return load_model(weights if weights is not None else model, scale=scale, device=device)
 
 
+def check_output_options(fmt: str | None, png_level: int, max_pixels: int | None) -> None:
+    if fmt is not None and fmt.lower() not in OUTPUT_FORMATS:
+        raise ConfigError(f"--format must be png, jpg or webp, got {fmt!r}")
+    if not 0 <= png_level <= 9:
+        raise ConfigError(f"--png-level must be 0-9 (zlib levels), got {png_level}")
+    if max_pixels is not None and max_pixels < -1:
+        raise ConfigError(f"--max-pixels must be positive (0 disables the limit), got {max_pixels}")
+
+
+def _render_all(jobs: list[Job], render: Callable[[Job], Outcome | Rendered],
+                write: Callable[[Rendered], Outcome], finish: Callable[[Outcome], None],
+                on_start: Callable[[Job], None] | None) -> None:
+    """Encoding (PNG: about a quarter of a large image's time) runs in one writer thread while
+    the next image is read and upscaled; at most one output waits, which bounds memory."""
+    pending: Future[Outcome] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="srgrad-writer") as writer:
+        for job in jobs:
+            if on_start is not None:
+                on_start(job)
+            done = render(job)
+            if pending is not None:
+                finish(pending.result())
+                pending = None
+            if isinstance(done, Outcome):
+                finish(done)
+            else:
+                pending = writer.submit(write, done)
+        if pending is not None:
+            finish(pending.result())
+
+
 def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
                   scale: int | None = None, model: str | None = None,
                   weights: Path | None = None, force: bool = False, fmt: str | None = None,
@@ -276,50 +308,30 @@ def upscale_paths(inputs: Sequence[Path | str], *, out: Path | None = None,
                   on_tile: Callable[[int, int], None] | None = None) -> Report:
     """Upscale every image in `inputs` (files or folders). Option errors raise SrgradError;
     per-file errors are collected in the returned Report."""
-    if fmt is not None and fmt.lower() not in OUTPUT_FORMATS:
-        raise ConfigError(f"--format must be png, jpg or webp, got {fmt!r}")
-    if not 0 <= png_level <= 9:
-        raise ConfigError(f"--png-level must be 0-9 (zlib levels), got {png_level}")
-    if max_pixels is not None and max_pixels < -1:
-        raise ConfigError(f"--max-pixels must be positive (0 disables the limit), got {max_pixels}")
+    check_output_options(fmt, png_level, max_pixels)
     out = None if out is None else Path(out)
     paths = unique_inputs(inputs)
     single = output_is_file(paths, out, fmt)
     precision = resolve_precision(precision, resolve_device(device))
     net = resolve_model(model, None if weights is None else Path(weights), scale, device)
     check_tile(tile, tile_overlap(net), "--tile")
-    scale = model_scale(net)
     report = Report()
-    jobs = plan_jobs(paths, out, scale, fmt, report)
+    jobs = plan_jobs(paths, out, model_scale(net), fmt, report)
     if out is not None and jobs and not single:
         check_writable_folder(out)
-    for early in list(report.outcomes):  # missing inputs, empty folders, clashing outputs
-        if on_done is not None:
-            on_done(early)
-    if on_plan is not None:
-        on_plan(jobs)
+
+    notify = on_done or (lambda outcome: None)
+    for early in report.outcomes:  # missing inputs, empty folders, clashing outputs
+        notify(early)
+
     def finish(outcome: Outcome) -> None:
         report.outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
+        notify(outcome)
 
-    # Encoding (PNG: about a quarter of a large image's time) runs in one writer thread while
-    # the next image is read and upscaled; at most one output waits, which bounds memory.
-    pending: Future[Outcome] | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="srgrad-writer") as writer:
-        for job in jobs:
-            if on_start is not None:
-                on_start(job)
-            done = render_file(job, net, force=force, max_pixels=max_pixels, tile=tile,
-                               self_ensemble=self_ensemble, precision=precision,
-                               progress=on_tile)
-            if pending is not None:
-                finish(pending.result())
-                pending = None
-            if isinstance(done, Outcome):
-                finish(done)
-            else:
-                pending = writer.submit(write_rendered, done, fmt, png_level)
-        if pending is not None:
-            finish(pending.result())
+    if on_plan is not None:
+        on_plan(jobs)
+    render = partial(render_file, model=net, force=force, max_pixels=max_pixels, tile=tile,
+                     self_ensemble=self_ensemble, precision=precision, progress=on_tile)
+    _render_all(jobs, render, partial(write_rendered, fmt=fmt, png_level=png_level), finish,
+                on_start)
     return report
