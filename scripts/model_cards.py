@@ -13,6 +13,8 @@ from pathlib import Path
 
 from srgrad.models.weights import read_metadata, weights_dirs
 
+DATASETS = ("Set5", "Set14", "B100", "Urban100")
+
 
 def load_scores(paths: list[Path]) -> dict[tuple[str, int, str], tuple[float, float]]:
     scores = {}
@@ -28,9 +30,9 @@ def main() -> None:
     args = parser.parse_args()
     scores = load_scores(args.scores)
     files = sorted({f for d in weights_dirs() for f in d.glob("*.safetensors")})
-    print("| file | model | block | data | iterations | train time | machine | Set5 | Set14 "
-          "| B100 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| file | model | block | data | iterations | train time | machine | "
+          + " | ".join(DATASETS) + " |")
+    print("|---|---|---|---|---|---|---|" + "---|" * len(DATASETS))
     for file in files:
         meta = read_metadata(file)
         card, cfg = meta.get("card", {}), meta["config"]
@@ -42,7 +44,7 @@ def main() -> None:
             f"{block['skip']} {block['norm']}/{block['magnitude']}, alpha0 {block['alpha']:+g}")
         done = card.get("stopped_by_time_limit_at") or card.get("iterations")
         cells = []
-        for ds in ("Set5", "Set14", "B100"):
+        for ds in DATASETS:
             hit = scores.get((cfg["name"], cfg["scale"], ds.lower()))
             cells.append(f"{hit[0]:.2f} / {hit[1]:.4f}" if hit else "-")
         data = ", ".join(Path(d).name for d in card.get("data", []))

@@ -1,14 +1,23 @@
-"""`srgrad models`: names are never cut (80 columns, narrower, piped), and --json."""
+"""`srgrad models`: names are never cut (80 columns, narrower, piped), --json, and the blocks
+it lists are those of the shipped files."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from srgrad.cli import models_cmd
-from srgrad.models.registry import MODELS, build, count_parameters, model_config
+from srgrad.models.registry import (
+    MODELS,
+    ModelConfig,
+    build,
+    count_parameters,
+    model_config,
+)
+from srgrad.models.weights import read_metadata
 
 from helpers import cli_app, install_shipped, runner
 
@@ -76,3 +85,15 @@ def test_the_default_model_is_named_with_its_reason():
     assert f"default of `srgrad upscale`: {DEFAULT_MODEL}: best held-out PSNR" in result.output
     catalog = json.loads(runner.invoke(app, ["models", "--json"]).output)
     assert [m["name"] for m in catalog if m["default"]] == [DEFAULT_MODEL]
+
+
+def test_every_shipped_file_has_the_block_its_name_lists():
+    """`srgrad models` lists the registry's block for each name, and `srgrad train --model NAME`
+    builds it: a shipped file of that name must hold the same block."""
+    files = sorted((Path(__file__).resolve().parents[1] / "weights").glob("*.safetensors"))
+    assert files
+    for file in files:
+        config = ModelConfig.from_dict(read_metadata(file)["config"])
+        listed = model_config(config.name, config.scale).block
+        for key in ("skip", "norm", "magnitude", "g_scale", "alpha"):
+            assert getattr(config.block, key) == getattr(listed, key), (file.name, key)

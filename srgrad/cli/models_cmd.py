@@ -30,7 +30,7 @@ def _row(m: dict, sep: str = " ") -> tuple[str, ...]:
 
 
 def _table(catalog: list[dict]) -> Table:
-    table = Table(title="srgrad models", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title="srgrad models", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for header in STACKED:
         table.add_column(header)
     for m in catalog:
