@@ -26,6 +26,42 @@ MIN_OPSET = 11
 DEFAULT_OPSET = 17
 
 
+def _check_target(path: Path, opset: int, force: bool) -> None:
+    if opset < MIN_OPSET:
+        raise ConfigError(f"--opset must be at least {MIN_OPSET}, got {opset}")
+    if path.is_dir():
+        raise ConfigError(f"--onnx {path} is a folder; name the .onnx file to write")
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; pass --force to overwrite it")
+
+
+def _trace(net: torch.nn.Module, target: Path, opset: int) -> None:
+    example = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
+        try:
+            torch.onnx.export(
+                net, (example,), str(target), dynamo=False, opset_version=opset,
+                input_names=["lr"], output_names=["sr"],
+                dynamic_axes={"lr": {0: "batch", 2: "height", 3: "width"},
+                              "sr": {0: "batch", 2: "out_height", 3: "out_width"}},
+            )
+        except (RuntimeError, ValueError, torch.onnx.errors.OnnxExporterError) as exc:
+            raise ConfigError(f"ONNX export failed with opset {opset}: {reason(exc)}") from None
+
+
+def _stamp(onnx, target: Path, name: str, scale: int) -> None:
+    """Name the model, its scale and its tensors' ranges in the file's metadata; check it."""
+    graph = onnx.load(target)
+    for key, value in {"srgrad_version": __version__, "model": name, "scale": str(scale),
+                       "input": "lr: float32 Nx3xHxW RGB, 0-255",
+                       "output": f"sr: float32 Nx3x{scale}Hx{scale}W RGB, 0-255"}.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(graph)
+    onnx.save(graph, target)
+
+
 def export_onnx(path: str | Path, *, model: str | None = None, scale: int | None = None,
                 weights: str | Path | None = None, opset: int = DEFAULT_OPSET,
                 force: bool = False) -> Path:
@@ -36,44 +72,19 @@ def export_onnx(path: str | Path, *, model: str | None = None, scale: int | None
     except ImportError:
         raise ConfigError("ONNX export needs the onnx package: pip install 'srgrad[export]'"
                           ) from None
-    if opset < MIN_OPSET:
-        raise ConfigError(f"--opset must be at least {MIN_OPSET}, got {opset}")
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"--onnx {path} is a folder; name the .onnx file to write")
-    if path.exists() and not force:
-        raise ConfigError(f"{path} exists; pass --force to overwrite it")
+    _check_target(path, opset, force)
     net = resolve_model(model, None if weights is None else Path(weights), scale, "cpu")
     if not use_analytic_grad(net):
         raise ConfigError("this model's gradient blocks have no analytic g; it cannot be exported")
     net = net.float().eval()
-    scale = model_scale(net)
     config = getattr(net, "srgrad_config", None)
     name = config.name if config is not None else (model or "model")
-    example = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255
     tmp: Path | None = None
     try:
         with atomic_path(path) as tmp:
-            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-                warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter
-                try:
-                    torch.onnx.export(
-                        net, (example,), str(tmp), dynamo=False, opset_version=opset,
-                        input_names=["lr"], output_names=["sr"],
-                        dynamic_axes={"lr": {0: "batch", 2: "height", 3: "width"},
-                                      "sr": {0: "batch", 2: "out_height", 3: "out_width"}},
-                    )
-                except (RuntimeError, ValueError, torch.onnx.errors.OnnxExporterError) as exc:
-                    raise ConfigError(f"ONNX export failed with opset {opset}: "
-                                      f"{reason(exc)}") from None
-            graph = onnx.load(tmp)
-            for key, value in {"srgrad_version": __version__, "model": name,
-                               "scale": str(scale), "input": "lr: float32 Nx3xHxW RGB, 0-255",
-                               "output": f"sr: float32 Nx3x{scale}Hx{scale}W RGB, 0-255"}.items():
-                entry = graph.metadata_props.add()
-                entry.key, entry.value = key, value
-            onnx.checker.check_model(graph)
-            onnx.save(graph, tmp)
+            _trace(net, tmp, opset)
+            _stamp(onnx, tmp, name, model_scale(net))
     except OSError as exc:
         if tmp is None:  # the folder or the temporary file could not be made
             raise DataError(f"{path}: cannot write to {path.parent} ({reason(exc)})") from None
