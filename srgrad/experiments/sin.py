@@ -228,6 +228,26 @@ def _write_tables(out: Path, cfg: SinConfig, rows: list, timing: list, preds: di
     _write_csv(out / "functions.csv", ("x", "truth", *names), [_fmt(r) for r in fn_rows])
 
 
+def _run_tasks(tasks: list[tuple], workers: int, collect: Callable[[dict], None]) -> None:
+    """Run every task, one thread in this process or one process per worker, and hand each
+    result to `collect` as it comes."""
+    if workers == 1:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for task in tasks:
+                collect(run_task(task))
+        finally:
+            torch.set_num_threads(threads)
+        return
+    # spawn: fork after torch has started threads can hang. An executor, not a Pool: a worker
+    # that dies raises BrokenProcessPool instead of being respawned forever.
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        for future in as_completed([pool.submit(run_task, task) for task in tasks]):
+            collect(future.result())
+
+
 def run_sin(cfg: SinConfig, out: Path, progress: Callable[[str], None] | None = None) -> SinResult:
     """Run the study, write results.csv, timing.csv, functions.csv, figures and summary.md.
 
@@ -259,22 +279,7 @@ def run_sin(cfg: SinConfig, out: Path, progress: Callable[[str], None] | None = 
                 f"({time.perf_counter() - started:.0f}s)"
             )
 
-    workers = min(cfg.workers, len(tasks))
-    if workers == 1:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            for task in tasks:
-                collect(run_task(task))
-        finally:
-            torch.set_num_threads(threads)
-    else:
-        # spawn: fork after torch has started threads can hang. An executor, not a Pool:
-        # a worker that dies raises BrokenProcessPool instead of being respawned forever.
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
-            for future in as_completed([pool.submit(run_task, task) for task in tasks]):
-                collect(future.result())
+    _run_tasks(tasks, min(cfg.workers, len(tasks)), collect)
     files = [out / n for n in ("results.csv", "timing.csv", "functions.csv", "config.json")]
     files += write_report(out)
     return SinResult(out, len(rows), time.perf_counter() - started, files)
