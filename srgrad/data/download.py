@@ -173,33 +173,47 @@ def install(which: str, scales: Sequence[int] = (2, 3, 4), root: str | Path | No
         return outcomes
     downloads = ensure_writable(base)
     for s in todo:
-        repacked = False
-        if s.name in imports:
-            archive = imports[s.name]
-            got = file_md5(archive)
-            if got != s.md5:  # a repacked copy: accepted if its members check out
-                log(f"{s.name}: {archive} has md5 {got}, not the official {s.md5}; checking "
-                    "its folders, file counts and images instead")
-                repacked = True
-                _check_repacked(archive, s, scales)
-        else:
+        imported = imports.get(s.name)
+        if imported is None:
             archive = fetch(s, downloads, mirror=mirror, timeout=timeout, retries=retries,
                             progress=progress, log=log)
-        log(f"{s.name}: extracting")
-        downloaded = s.name not in imports
-        try:
-            folders = extract_folders(archive, s.kind, s.wanted(scales), base / s.dest, downloads)
-        except ArchiveError as exc:  # unusable content: drop it (a full disk keeps it)
-            if downloaded and not keep_archives:
-                archive.unlink(missing_ok=True)
-            if repacked:
-                raise _not_official(archive, s, exc) from None
-            raise
-        if downloaded and not keep_archives:
-            archive.unlink(missing_ok=True)
-        log(f"{s.name}: installed {', '.join(str(f) for f in folders)}")
-        outcomes.append(Outcome(s, "installed", folders))
+        else:
+            archive = imported
+        repacked = imported is not None and _is_repacked(imported, s, scales, log)
+        outcomes.append(_extract(s, archive, base, downloads, scales, log,
+                                 drop_archive=imported is None and not keep_archives,
+                                 repacked=repacked))
     return outcomes
+
+
+def _is_repacked(archive: Path, s: Source, scales: Sequence[int],
+                 log: Callable[[str], None]) -> bool:
+    """False for the official archive; True for a repacked copy whose members check out
+    (folders, file counts, images); DataError for any other."""
+    got = file_md5(archive)
+    if got == s.md5:
+        return False
+    log(f"{s.name}: {archive} has md5 {got}, not the official {s.md5}; checking its folders, "
+        "file counts and images instead")
+    _check_repacked(archive, s, scales)
+    return True
+
+
+def _extract(s: Source, archive: Path, base: Path, downloads: Path, scales: Sequence[int],
+             log: Callable[[str], None], *, drop_archive: bool, repacked: bool) -> Outcome:
+    log(f"{s.name}: extracting")
+    try:
+        folders = extract_folders(archive, s.kind, s.wanted(scales), base / s.dest, downloads)
+    except ArchiveError as exc:  # unusable content: drop it (a full disk keeps it)
+        if drop_archive:
+            archive.unlink(missing_ok=True)
+        if repacked:
+            raise _not_official(archive, s, exc) from None
+        raise
+    if drop_archive:
+        archive.unlink(missing_ok=True)
+    log(f"{s.name}: installed {', '.join(str(f) for f in folders)}")
+    return Outcome(s, "installed", folders)
 
 
 def _not_official(archive: Path, s: Source, exc: Exception) -> DataError:
