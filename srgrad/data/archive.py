@@ -137,27 +137,12 @@ def extract_folders(archive: Path, kind: str, folders: Mapping[str, int], dest: 
     staging_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="extract-", dir=staging_parent))
     try:
-        with open_archive(archive, kind) as (members, opener):
-            picked = [m for m in members
-                      if not m.is_dir and any(_under(m.path, w) for w in wanted)]
-            need = sum(m.size for m in picked)
-            free = shutil.disk_usage(staging).free
-            if need > free:
-                raise DataError(f"not enough disk space to extract {archive.name}: needs "
-                                f"{need / 1e6:.0f} MB, {free / 1e6:.0f} MB free under {dest}")
-            for m in picked:
-                target = staging.joinpath(*m.path.parts)
-                if not target.resolve().is_relative_to(staging.resolve()):
-                    raise ArchiveError(f"refusing to extract {archive.name}: member {m.path} "
-                                    "escapes the destination")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open_member(m.handle, opener) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, CHUNK)
+        _copy_members(archive, kind, wanted, staging, dest)
         for folder, expected in wanted.items():
             found = count_files(staging.joinpath(*folder.parts))
             if found < expected:
                 raise ArchiveError(f"{archive.name} holds {found} files in {folder}, expected "
-                                f"{expected}; the archive is not the expected one")
+                                   f"{expected}; the archive is not the expected one")
         return [_move_into_place(staging, folder, dest) for folder in wanted]
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
@@ -167,9 +152,30 @@ def extract_folders(archive: Path, kind: str, folders: Mapping[str, int], dest: 
                         ) from None
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         raise ArchiveError(f"{archive.name} is damaged ({exc}); delete it and download it "
-                        "again") from None
+                           "again") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _copy_members(archive: Path, kind: str, wanted: Mapping[PurePosixPath, int],
+                  staging: Path, dest: Path) -> None:
+    """Copy the files under the wanted folders into `staging`, after checking that they fit
+    on the disk; refuses a member whose path leaves `staging`."""
+    with open_archive(archive, kind) as (members, opener):
+        picked = [m for m in members if not m.is_dir and any(_under(m.path, w) for w in wanted)]
+        need = sum(m.size for m in picked)
+        free = shutil.disk_usage(staging).free
+        if need > free:
+            raise DataError(f"not enough disk space to extract {archive.name}: needs "
+                            f"{need / 1e6:.0f} MB, {free / 1e6:.0f} MB free under {dest}")
+        for m in picked:
+            target = staging.joinpath(*m.path.parts)
+            if not target.resolve().is_relative_to(staging.resolve()):
+                raise ArchiveError(f"refusing to extract {archive.name}: member {m.path} "
+                                   "escapes the destination")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open_member(m.handle, opener) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
 
 
 def _move_into_place(staging: Path, folder: PurePosixPath, dest: Path) -> Path:
