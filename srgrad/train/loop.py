@@ -41,6 +41,7 @@ from srgrad.train.records import (
     write_rows,
 )
 from srgrad.train.runtime import (
+    Dist,
     close_distributed,
     ema_update,
     init_distributed,
@@ -84,19 +85,7 @@ def _setup(config: TrainConfig) -> RunState:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model_cfg, model, ema, optimizer, scheduler = _build(config, device)
-    holdout = holdout_count(config.val)
-    cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    pairs, held, prep_s = prepare_training_data(
-        config.data, config.scale, config.patch, holdout, cache, device, config.workers
-    )
-    sampler = PatchSampler(
-        pairs, config.scale, config.patch, config.batch, config.seed * 1000 + dist.rank
-    )
-    val_images = (
-        load_eval_images(held if holdout else config.val, config.scale, config.val_root)
-        if config.val and dist.main
-        else []
-    )
+    sampler, val_images, prep_s = _data(config, device, dist)
     run = RunState(config, dist, device, model_cfg, model, ema, optimizer, scheduler, sampler,
                val_images, prep_s)
     run.loss_acc = torch.zeros((), dtype=torch.float32, device=device)
@@ -115,6 +104,24 @@ def _setup(config: TrainConfig) -> RunState:
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     _prepare_step(run)
     return run
+
+
+def _data(config: TrainConfig, device: torch.device, dist: Dist) -> tuple:
+    """(patch sampler, validation images (main rank only), data preparation seconds)."""
+    holdout = holdout_count(config.val)
+    cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    pairs, held, prep_s = prepare_training_data(
+        config.data, config.scale, config.patch, holdout, cache, device, config.workers
+    )
+    sampler = PatchSampler(
+        pairs, config.scale, config.patch, config.batch, config.seed * 1000 + dist.rank
+    )
+    val_images = (
+        load_eval_images(held if holdout else config.val, config.scale, config.val_root)
+        if config.val and dist.main
+        else []
+    )
+    return sampler, val_images, prep_s
 
 
 def _build(config: TrainConfig, device: torch.device) -> tuple:
