@@ -204,3 +204,38 @@ def test_one_seed_reports_means_without_a_nan_standard_error(tmp_path):
     table = study_table(study, tmp_path)
     assert "nan" not in table
     assert "| grad | 1 (at 1000 it) | 31.907 | -0.268 |" in table
+
+
+def test_controls_add_each_variants_paired_difference_to_its_own_control(tmp_path):
+    from srgrad.train.study import Study, run_folder, study_table
+
+    study = Study("c", [0, 1], "identity", "rule", {"model": "sedsr"},
+                  {"identity": {}, "scaled": {"model": "sedsr-scaled"},
+                   "grad": {"model": "sedsr-grad"}}, controls={"grad": "scaled"})
+    held_out = {"identity": (32.0, 32.1), "scaled": (31.8, 31.9), "grad": (31.81, 31.93)}
+    for variant, scores in held_out.items():
+        for seed, psnr in enumerate(scores):
+            run = run_folder(tmp_path, study, variant, seed)
+            run.mkdir(parents=True)
+            (run / "metrics.csv").write_text(f"step,step_ms,val_psnr,gates\n9,10,{psnr},\n")
+            (run / "model_card.json").write_text("{}")
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in study_table(study, tmp_path).splitlines() if line.startswith("| ")}
+    assert rows["variant"][4] == "minus its control (paired)"
+    assert rows["grad"][3] == "-0.180 ± 0.010"  # minus identity, paired by seed
+    assert rows["grad"][4] == "+0.020 ± 0.010 (vs scaled)"
+    assert rows["scaled"][4] == "" and rows["identity"][4] == ""
+
+
+def test_controls_name_variants_of_the_recipe(tmp_path):
+    data = make_images(tmp_path / "data")
+    text = open(recipe(tmp_path, data)).read()
+    path = tmp_path / "controls.toml"
+    path.write_text(text.replace('[study]\n', '[study]\ncontrols = { grad = "identity" }\n'))
+    assert load_study(path).controls == {"grad": "identity"}
+    child = tmp_path / "child.toml"
+    child.write_text(f'[study]\nbase = "{path}"\nvariants = ["grad"]\nbaseline = "grad"\n')
+    assert load_study(child).controls == {}  # the control is not run: no pair to report
+    path.write_text(text.replace('[study]\n', '[study]\ncontrols = { grad = "scaled" }\n'))
+    with pytest.raises(Exception, match="controls names 'scaled', which has no"):
+        load_study(path)

@@ -8,7 +8,9 @@ gets its own folder under the study's root with the exact `recipe.toml` that
 
 The report compares each variant with the baseline run of the same seed (same patches, same
 initial weights of the shared layers): mean difference over seeds and its seed-only standard
-error (the standard deviation of the per-seed differences over sqrt(seeds)).
+error (the standard deviation of the per-seed differences over sqrt(seeds)). `[study]
+controls` (variant -> its control variant, e.g. a gradient block -> the same skip without g)
+adds the same paired difference against each variant's own control.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ class Study:
     train: dict[str, Any]
     variants: dict[str, dict[str, Any]]
     equal_time_from: str | None = None  # a study whose step times set each variant's iters
+    controls: dict[str, str] = field(default_factory=dict)  # variant -> its control variant
 
     def run_config(self, variant: str, seed: int, out: Path) -> dict[str, Any]:
         return {**self.train, **self.variants[variant], "seed": seed, "out": str(out),
@@ -61,7 +64,8 @@ def _read_recipe(path: Path) -> dict[str, Any]:
 
 # [study] keys; `variants` lists the variants to run (default: every [variants.*] table,
 # its base's included), so a recipe can take some of its base's variants.
-STUDY_KEYS = ("name", "seeds", "baseline", "decision", "base", "equal_time_from", "variants")
+STUDY_KEYS = ("name", "seeds", "baseline", "decision", "base", "equal_time_from", "variants",
+              "controls")
 
 
 def load_study(path: str | Path) -> Study:
@@ -85,10 +89,23 @@ def load_study(path: str | Path) -> Study:
                 for name, values in variants.items()}
     study = Study(head.get("name", Path(path).stem), list(head.get("seeds", [0])),
                   head["baseline"], head.get("decision", ""), train, variants,
-                  head.get("equal_time_from"))
+                  head.get("equal_time_from"), _controls(path, head, data, variants))
     for variant in variants:  # every run's settings are valid before any run starts
         make_config({}, study.run_config(variant, study.seeds[0], Path("unused")))
     return study
+
+
+def _controls(path: Path, head: dict, data: dict, chosen: dict) -> dict[str, str]:
+    """`[study] controls` among the variants this recipe runs (a recipe that takes some of its
+    base's variants keeps the pairs it has both sides of)."""
+    controls = head.get("controls", {})
+    defined = data.get("variants", {})
+    for variant, control in controls.items():
+        for name in (variant, control):
+            if name not in defined:
+                raise ConfigError(f"study recipe {path}: [study] controls names {name!r}, "
+                                  "which has no [variants.*] table")
+    return {v: c for v, c in controls.items() if v in chosen and c in chosen}
 
 
 def equal_time(study: Study, root: Path) -> Study:
@@ -227,6 +244,13 @@ def _with_se(mean: float, se: float, sign: str = "") -> str:
     return f"{mean:{sign}.3f}" + ("" if math.isnan(se) else f" ± {se:.3f}")
 
 
+def _paired(runs: dict, done: dict, other: str) -> str:
+    """Mean ± SE over seeds of (this variant minus `other`), on the seeds both finished."""
+    diffs = [r.val_psnr - runs[(other, s)].val_psnr for s, r in done.items()
+             if runs.get((other, s)) is not None]
+    return _with_se(*mean_se(diffs), "+") if diffs else ""
+
+
 def study_table(study: Study, root: Path) -> str:
     """Markdown: per variant, held-out PSNR and its paired difference to the baseline."""
     # Only finished runs enter the means: a run in progress would mix budgets.
@@ -237,18 +261,21 @@ def study_table(study: Study, root: Path) -> str:
              f"`{study.baseline}`.", "", f"Decision rule (written before the results): "
              f"{study.decision.strip()}", "",
              "| variant | seeds done | held-out PSNR (mean ± SE) | minus baseline (paired, "
-             "mean ± SE) | step ms | x baseline | gates at the end | g's share of the skip |",
-             "|---|---|---|---|---|---|---|---|"]
+             "mean ± SE) | " + ("minus its control (paired) | " if study.controls else "")
+             + "step ms | x baseline | gates at the end | g's share of the skip |",
+             "|---|---|---|---|" + ("---|" if study.controls else "") + "---|---|---|---|"]
     base_ms = [r.step_ms for (v, _), r in runs.items() if v == study.baseline and r]
     for variant in study.variants:
         done = {s: runs[(variant, s)] for s in study.seeds if runs[(variant, s)]}
         if not done:
-            lines.append(f"| {variant} | 0 | | | | | | |")
+            lines.append(f"| {variant} | 0 |" + " |" * (7 if study.controls else 6))
             continue
         psnr = mean_se([r.val_psnr for r in done.values()])
-        diffs = [r.val_psnr - runs[(study.baseline, s)].val_psnr for s, r in done.items()
-                 if runs[(study.baseline, s)] is not None]
-        diff = "" if variant == study.baseline or not diffs else _with_se(*mean_se(diffs), "+")
+        diff = "" if variant == study.baseline else _paired(runs, done, study.baseline)
+        if study.controls:
+            control = study.controls.get(variant)
+            diff += " | " + ("" if control is None else f"{_paired(runs, done, control)} "
+                                                        f"(vs {control})")
         ms = statistics.median(r.step_ms for r in done.values())
         ratio = f"{ms / statistics.median(base_ms):.2f}x" if base_ms else ""
         gates = [g for r in done.values() for g in r.gates]
