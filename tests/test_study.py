@@ -208,6 +208,7 @@ def test_one_seed_reports_means_without_a_nan_standard_error(tmp_path):
 
 def test_controls_add_each_variants_paired_difference_to_its_own_control(tmp_path):
     from srgrad.train.study import Study, run_folder, study_table
+    from srgrad.train.study_scores import scores_table
 
     study = Study("c", [0, 1], "identity", "rule", {"model": "sedsr"},
                   {"identity": {}, "scaled": {"model": "sedsr-scaled"},
@@ -219,12 +220,16 @@ def test_controls_add_each_variants_paired_difference_to_its_own_control(tmp_pat
             run.mkdir(parents=True)
             (run / "metrics.csv").write_text(f"step,step_ms,val_psnr,gates\n9,10,{psnr},\n")
             (run / "model_card.json").write_text("{}")
+            (run / "test_scores.json").write_text(json.dumps({"set5": {"psnr": psnr + 3}}))
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
             for line in study_table(study, tmp_path).splitlines() if line.startswith("| ")}
     assert rows["variant"][4] == "minus its control (paired)"
     assert rows["grad"][3] == "-0.180 ± 0.010"  # minus identity, paired by seed
     assert rows["grad"][4] == "+0.020 ± 0.010 (vs scaled)"
     assert rows["scaled"][4] == "" and rows["identity"][4] == ""
+    tests = scores_table(study, tmp_path, ["set5"]).splitlines()
+    assert "| grad | 34.870 (-0.180 ± 0.010; +0.020 ± 0.010 vs scaled) |" in tests
+    assert "| scaled | 34.850 (-0.200 ± 0.000) |" in tests
 
 
 def test_controls_name_variants_of_the_recipe(tmp_path):

@@ -69,29 +69,42 @@ def read_scores(run: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _paired_text(mine: dict[int, float], other: dict[int, float | None]) -> str | None:
+    diffs = [mine[s] - other[s] for s in mine if other.get(s) is not None]
+    if not diffs:
+        return None
+    diff, se = mean_se(diffs)
+    return f"{diff:+.3f} ± {se:.3f}" if len(diffs) > 1 else f"{diff:+.3f}"
+
+
 def scores_table(study: Study, root: Path, sets: list[str]) -> str:
     """Markdown: per variant and test set, mean Y-PSNR over the seeds scored and the paired
-    difference to the baseline (mean ± seed SE)."""
+    differences to the baseline and to the variant's control (mean ± seed SE)."""
     scores = {(v, s): read_scores(run_folder(root, study, v, s))
               for v in study.variants for s in study.seeds}
+
+    def psnr(variant: str, name: str) -> dict[int, float]:
+        return {s: scores[(variant, s)][name]["psnr"] for s in study.seeds
+                if name in scores[(variant, s)]}
+
     lines = ["Test sets (final weights, fp32, Y-PSNR dB; scored after the runs, used for "
-             "nothing else): mean over seeds, and in brackets minus the baseline, paired by "
-             "seed, mean ± SE.", "",
-             "| variant | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+             "nothing else): mean over seeds, and in brackets minus the baseline (and minus "
+             "the variant's control, where the recipe names one), paired by seed, mean ± SE.",
+             "", "| variant | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
     for variant in study.variants:
         cells = []
         for name in sets:
-            mine = {s: scores[(variant, s)][name]["psnr"] for s in study.seeds
-                    if name in scores[(variant, s)]}
+            mine = psnr(variant, name)
             if not mine:
                 cells.append("")
                 continue
+            others = [] if variant == study.baseline else [(study.baseline, "")]
+            if variant in study.controls:
+                others.append((study.controls[variant], f" vs {study.controls[variant]}"))
+            diffs = [f"{d}{label}" for other, label in others
+                     if (d := _paired_text(mine, psnr(other, name))) is not None]
             text = f"{mean_se(list(mine.values()))[0]:.3f}"
-            base = {s: scores[(study.baseline, s)].get(name, {}).get("psnr") for s in mine}
-            diffs = [mine[s] - base[s] for s in mine if base[s] is not None]
-            if variant != study.baseline and diffs:
-                diff, se = mean_se(diffs)
-                text += f" ({diff:+.3f} ± {se:.3f})" if len(diffs) > 1 else f" ({diff:+.3f})"
+            text += f" ({'; '.join(diffs)})" if diffs else ""
             cells.append(f"{text} [{len(mine)}]" if len(mine) < len(study.seeds) else text)
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
