@@ -21,7 +21,7 @@ from helpers import cli_app, runner
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = [ROOT / "docs" / "eval" / name
            for name in ("x2.json", "x34.json", "scaled_x234.json", "edsr-baseline_x2.json",
-                                   "edsr-baseline_x4.json")]
+                        "edsr-baseline_x4.json")]
 app = cli_app(("eval", eval_cmd.evaluate))
 
 
