@@ -24,7 +24,8 @@ def study(
     report: Path | None = typer.Option(None, "--report", "-r", show_default=False,
                                        help="Write the markdown table here too."),
     report_only: bool = flag("--report-only",
-                             help="Do not train: report the runs as they are."),
+                             help="Do not train: report the runs as they are (finished runs "
+                             "not yet scored on --test-sets are scored first)."),
     test_sets: str | None = typer.Option(
         None, "--test-sets", show_default=False,
         help="Comma-separated test sets (set5, set14, b100, urban100) to score every finished "
