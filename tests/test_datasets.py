@@ -81,8 +81,13 @@ def test_missing_sets_name_the_download_command(tmp_path):
     assert f"srgrad download benchmark --root {tmp_path / 'data'}" in message
     with pytest.raises(DataError, match="srgrad download div2k"):
         eval_pairs("div2k-valid", 2, tmp_path)
-    with pytest.raises(DataError, match="unknown dataset"):
+    with pytest.raises(DataError, match="unknown dataset 'set6'"):
         eval_pairs("set6", 2, tmp_path)
+    with pytest.raises(DataError, match=f"folder {tmp_path}/nope does not exist"):
+        eval_pairs(f"{tmp_path}/nope", 2, tmp_path)
+    (tmp_path / "a.png").write_bytes(b"x")
+    with pytest.raises(DataError, match=f"{tmp_path}/a.png is not a folder"):
+        eval_pairs(f"{tmp_path}/a.png", 2, tmp_path)
 
 
 def test_div2k_valid_layout(tmp_path):
@@ -250,7 +255,7 @@ def test_hr_training_paths_layouts(tmp_path):
     assert len(hr_training_paths([set_dir])) == 2
     names = [p.name for p in hr_training_paths([tmp_path / "train", tmp_path / "plain"])]
     assert names == ["2092.png", "t1.png", "x.png"]
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match="absent does not exist"):
         hr_training_paths([tmp_path / "absent"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no HR images"):

@@ -285,6 +285,61 @@ def test_toml_config_and_unknown_key(tmp_path):
     assert "unknown key 'itres'" in line
 
 
+@pytest.mark.parametrize(
+    "line,expected",
+    [
+        ('iters = "3"', "--iters (iters in a TOML file) must be a whole number, got '3'"),
+        ("iters = 3.9", "--iters (iters in a TOML file) must be a whole number, got 3.9"),
+        ("batch = true", "--batch (batch in a TOML file) must be a whole number, got True"),
+        ('lr = "fast"', "--lr (lr in a TOML file) must be a finite number, got 'fast'"),
+        ("lr = inf", "--lr (lr in a TOML file) must be a finite number, got inf"),
+        ('quiet = "no"', "--quiet (quiet in a TOML file) must be true or false, got 'no'"),
+        ("data = [1]", "--data (data in a TOML file) must be a list of strings, got [1]"),
+        ("warmup = -5", "--warmup must be >= 0, got -5"),
+        ("step_every = 0", "--step-every must be positive, got 0"),
+    ],
+)
+def test_a_wrong_type_or_range_in_a_toml_file_is_one_line_and_writes_nothing(
+        tmp_path, line, expected):
+    data = make_images(tmp_path / "data")
+    cfg = tmp_path / "train.toml"
+    cfg.write_text(f"[train]\n{line}\n")
+    args = base_args(data, tmp_path / "run")
+    for flag in ("--iters", "--batch", "--lr", "--data"):
+        args = without(args, flag)
+    args = [a for a in args if a != "--quiet"]
+    if not line.startswith("data"):
+        args += ["--data", str(data)]
+    assert expected in one_line_error(runner.invoke(app, args + ["--config", str(cfg)]))
+    assert not (tmp_path / "run").exists()
+
+
+def test_whole_numbers_are_taken_for_floats_in_a_toml_file(tmp_path):
+    from srgrad.train.config import make_config
+
+    config = make_config({"lr": 1, "alpha": -3}, {})
+    assert config.lr == 1.0 and isinstance(config.lr, float) and config.alpha == -3.0
+
+
+def test_the_same_data_folder_twice_and_unusable_folders_are_one_line(tmp_path):
+    data = make_images(tmp_path / "data")
+    args = base_args(data, tmp_path / "run")
+    twice = one_line_error(runner.invoke(app, args + ["--data", f"{data}/"]))
+    assert "is given twice" in twice
+    a_file = tmp_path / "a.png"
+    a_file.write_bytes(b"x")
+    line = one_line_error(runner.invoke(app, without(args, "--data") + ["--data", str(a_file)]))
+    assert f"training data folder {a_file} is a file, not a folder" in line
+    out_file = base_args(data, a_file)
+    assert f"--out {a_file} is a file" in one_line_error(runner.invoke(app, out_file))
+    cache = without(args, "--cache-dir") + ["--cache-dir", str(a_file)]
+    assert "LR cache folder" in one_line_error(runner.invoke(app, cache))
+    for config in (tmp_path, a_file):  # a folder, and a file that is not text
+        a_file.write_bytes(bytes(range(128, 256)))
+        line = one_line_error(runner.invoke(app, args + ["--config", str(config)]))
+        assert f"config file {config}" in line
+
+
 def test_typer_app_is_importable():
     assert isinstance(app, typer.Typer)
 

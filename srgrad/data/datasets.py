@@ -122,7 +122,10 @@ def eval_pairs(name: str, scale: int, root: str | Path | None = None,
         folder = Path(name)
         if not folder.is_dir():
             known = ", ".join(BENCHMARKS)
-            raise DataError(f"unknown dataset {name!r}: use one of {known} or an image folder")
+            what = (f"{name} is not a folder" if folder.exists() else
+                    f"folder {name} does not exist" if os.sep in name else
+                    f"unknown dataset {name!r}")
+            raise DataError(f"{what}: use one of {known} or an image folder")
         if not is_benchmark_layout(folder):
             return _folder_pairs(folder, recursive)
         hr_dir, lr_dir = folder / "HR", folder / "LR_bicubic" / f"X{scale}"
@@ -176,7 +179,8 @@ def hr_training_paths(data_dirs: list[Path]) -> list[Path]:
     paths: list[Path] = []
     for folder in map(Path, data_dirs):
         if not folder.is_dir():
-            raise DataError(f"training data folder not found: {folder}")
+            what = "is a file, not a folder" if folder.exists() else "does not exist"
+            raise DataError(f"training data folder {folder} {what}; --data takes folders")
         div2k = _div2k_train_dir(folder)
         if div2k is not None:
             found = list_images(div2k)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from srgrad.errors import ConfigError
+from srgrad.errors import ConfigError, reason
 from srgrad.evaluation.run import DEFAULT_DATASETS
 from srgrad.models.blocks import GRAD_IMPLS, MAGNITUDES, NORMS, SKIPS
 from srgrad.models.precision import PRECISION_HELP, PRECISIONS
@@ -145,8 +148,12 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; give a TOML file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({reason(exc)})") from None
     return check_keys(data.get("train", data), str(path))
 
 
@@ -166,6 +173,7 @@ def make_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Tra
     On --resume the run's saved config replaces the defaults, and what is given must equal it
     except RESUME_MAY_CHANGE."""
     given = _normalize({**file_values, **{k: v for k, v in flag_values.items() if v is not None}})
+    given = {k: _checked(k, v, _HINTS[k]) if k in _HINTS else v for k, v in given.items()}
     base: dict[str, Any] = {}
     if given.get("resume"):
         if given.get("init_from"):
@@ -178,6 +186,33 @@ def make_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Tra
         raise ConfigError(f"invalid training config: {exc}") from None
     validate(config)
     return config
+
+
+_HINTS = typing.get_type_hints(TrainConfig)
+_TYPE_WORDS = {int: "a whole number", float: "a finite number", bool: "true or false",
+               str: "a string", list: "a list of strings"}
+
+
+def _checked(name: str, value: Any, hint: Any) -> Any:
+    """`value` checked against the field's annotation (a whole number given for a float
+    becomes a float): a TOML value of the wrong type, e.g. iters = "3", is one ConfigError
+    here, not a traceback in the middle of a run."""
+    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in kinds:
+        return None
+    kind = next(k for k in kinds if k is not type(None))
+    kind = typing.get_origin(kind) or kind  # list[str] -> list
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if kind is list:
+        ok = ok and all(isinstance(item, str) for item in value)
+    if kind is float:
+        ok = ok and math.isfinite(value)
+    if not ok:
+        raise ConfigError(f"{flag_name(name)} ({name} in a TOML file) must be "
+                          f"{_TYPE_WORDS[kind]}, got {value!r}")
+    return value
 
 
 def _normalize(values: dict[str, Any]) -> dict[str, Any]:
@@ -232,11 +267,16 @@ def validate(c: TrainConfig) -> None:
     need(c.model in MODELS, f"unknown model {c.model!r}{suggest(c.model, MODELS)}")
     need(c.scale in SCALES, f"--scale must be one of {SCALES}, got {c.scale}")
     need(bool(c.data), "give at least one --data folder")
+    twice = [d for i, d in enumerate(c.data) if _same_folder(d, c.data[:i])]
+    need(not twice, f"--data {twice[0] if twice else ''} is given twice; its images would "
+         "count twice in training (and the held-out split)")
     need(c.iters > 0, f"--iters must be positive, got {c.iters}")
     need(c.batch > 0, f"--batch must be positive, got {c.batch}")
     need(c.patch >= 8, f"--patch must be at least 8 LR pixels, got {c.patch}")
     need(c.lr > 0, f"--lr must be positive, got {c.lr}")
     need(c.schedule in ("cosine", "step"), f"--schedule must be cosine or step, not {c.schedule!r}")
+    need(c.step_every > 0, f"--step-every must be positive, got {c.step_every}")
+    need(c.warmup >= 0, f"--warmup must be >= 0, got {c.warmup}")
     need(0 <= c.ema < 1, f"--ema must be in [0, 1), got {c.ema}")
     need(
         c.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, not {c.device!r}"
@@ -267,3 +307,7 @@ def validate(c: TrainConfig) -> None:
         need(count.isdigit() and int(count) > 0, f"--val holdout:N needs a positive N, got {c.val}")
     if c.precision == "fp16":
         need(c.device != "cpu", "--precision fp16 needs --device cuda; use bf16 or fp32 on a CPU")
+
+
+def _same_folder(folder: str, others: list[str]) -> bool:
+    return any(os.path.realpath(folder) == os.path.realpath(o) for o in others)

@@ -13,6 +13,7 @@ from rich.progress import TextColumn, TimeRemainingColumn
 from torch import nn
 
 from srgrad.console import count_columns, is_tty, progress_bar
+from srgrad.data.files import check_writable_folder
 from srgrad.errors import ConfigError
 from srgrad.evaluation.run import load_eval_images, score_model
 from srgrad.models.precision import (
@@ -109,7 +110,9 @@ def _setup(config: TrainConfig) -> RunState:
 def _data(config: TrainConfig, device: torch.device, dist: Dist) -> tuple:
     """(patch sampler, validation images (main rank only), data preparation seconds)."""
     holdout = holdout_count(config.val)
-    cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    cache = check_writable_folder(
+        Path(config.cache_dir) if config.cache_dir else default_cache_dir(), "LR cache folder",
+        " (--cache-dir or $SRGRAD_CACHE names another)")
     pairs, held, prep_s = prepare_training_data(
         config.data, config.scale, config.patch, holdout, cache, device, config.workers
     )

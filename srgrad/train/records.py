@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from srgrad.data.files import check_writable_folder
 from srgrad.errors import ConfigError
 from srgrad.models.precision import cpu_description
 from srgrad.models.registry import count_parameters
@@ -19,8 +20,12 @@ METRIC_FIELDS = ["step", "loss", "lr", "data_ms", "step_ms", "val_psnr", "val_ss
 
 
 def check_out(out: Path, resume: bool) -> None:
-    """Refuse to start a run over one that can be resumed. A folder whose run stopped before
-    its first checkpoint (metrics.csv, no last.pt) holds nothing to resume: it starts anew."""
+    """Refuse to start a run over one that can be resumed, or in a folder that cannot be
+    written. A folder whose run stopped before its first checkpoint (metrics.csv, no last.pt)
+    holds nothing to resume: it starts anew."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; name a folder for the run")
+    check_writable_folder(out, "--out folder")
     if resume:
         return
     if (out / "last.pt").exists():
