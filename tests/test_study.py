@@ -244,3 +244,44 @@ def test_controls_name_variants_of_the_recipe(tmp_path):
     path.write_text(text.replace('[study]\n', '[study]\ncontrols = { grad = "scaled" }\n'))
     with pytest.raises(Exception, match="controls names 'scaled', which has no"):
         load_study(path)
+
+
+@pytest.mark.parametrize(
+    "old,new,expected",
+    [
+        ("seeds = [0, 1]", "seeds = []", "[study] seeds must be a list of distinct"),
+        ("seeds = [0, 1]", 'seeds = "0"', "[study] seeds must be a list of distinct"),
+        ("seeds = [0, 1]", "seeds = [1, 1]", "[study] seeds must be a list of distinct"),
+        ('name = "tiny"', 'name = "../escape"', "[study] name must be a plain folder name"),
+        ('val = "holdout:2"', 'val = "none"', "validates on nothing"),
+        ('val = "holdout:2"', 'val = "set5"', "validates on set5"),
+        ("alpha = 0.0", 'alpha = "x"', "variant 'grad': --alpha (alpha in a TOML file) must be"),
+        ("alpha = 0.0", "seed = 5", "[variants.grad]: seed is set by the study"),
+        ("iters = 4", 'out = "elsewhere"', "[train]: out is set by the study"),
+        ('[variants.identity]\nmodel = "sedsr"', "[variants]\nidentity = 3",
+         "[variants.identity]: must be a table"),
+    ],
+)
+def test_a_recipe_the_study_cannot_run_as_written_is_one_line(tmp_path, old, new, expected):
+    data = make_images(tmp_path / "data")
+    text = open(recipe(tmp_path, data)).read()
+    assert old in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(old, new))
+    one_error(runner.invoke(app, ["study", str(bad), "--root", str(tmp_path / "runs"),
+                                  "--report-only"]), expected)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "escape").exists()
+
+
+def test_unusable_root_report_and_jobs_are_refused_before_any_run(tmp_path):
+    data = make_images(tmp_path / "data")
+    path = recipe(tmp_path, data)
+    a_file = tmp_path / "a.md"
+    a_file.write_text("x")
+    root = ["--root", str(tmp_path / "runs")]
+    one_error(runner.invoke(app, ["study", path, "--root", str(a_file)]), "--root folder")
+    one_error(runner.invoke(app, ["study", path, *root, "--report", f"{a_file}/r.md"]),
+              f"--report {a_file}/r.md")
+    one_error(runner.invoke(app, ["study", path, *root, "--report", "r.json"]), "use .md")
+    assert runner.invoke(app, ["study", path, *root, "--jobs", "0"]).exit_code == 2
+    assert not list((tmp_path / "runs").glob("*/*"))

@@ -20,7 +20,7 @@ def study(
         show_default=False),
     root: Path = typer.Option(DEFAULT_ROOT, "--root",
                               help="Where run folders go (keep it outside the work tree)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time, one thread each."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at a time, one thread each."),
     report: Path | None = typer.Option(None, "--report", "-r", show_default=False,
                                        help="Write the markdown table here too."),
     report_only: bool = flag("--report-only",
@@ -37,9 +37,14 @@ def study(
 ) -> None:
     """Train every variant of a study with every seed, then print the paired comparison
     with seed-only standard errors. Interrupted runs resume where they stopped."""
+    from srgrad.data.files import check_writable_folder
+    from srgrad.evaluation.report import check_report_path, write_bytes_atomic
     from srgrad.train.study import load_study, run_study, study_table
 
     plan = load_study(recipe)
+    check_writable_folder(root, "--root folder")
+    if report is not None:
+        check_report_path(report, (".md",))
     sets = [name.strip() for name in (test_sets or "").split(",") if name.strip()]
     images: dict = {}  # decoded test images, shared by every run scored in this command
     if sets:
@@ -55,8 +60,7 @@ def study(
     text += f"\n\nRecipe: `{recipe}`; run folders: `{root}`.\n"
     print_plain(text, console)
     if report is not None:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(text)
+        write_bytes_atomic(report, text.encode())
 
 
 def _say_scored(variant: str, seed: int) -> None:

@@ -256,12 +256,12 @@ def csv_report(run: EvalRun) -> str:
     return out.getvalue()
 
 
-def check_report_path(path: Path) -> None:
-    """A known format, and a folder that exists (it is created) and takes new files: checked
-    before any work, so an unwritable report is not found after the whole evaluation."""
-    if path.suffix.lower() not in REPORT_FORMATS:
+def check_report_path(path: Path, formats: tuple[str, ...] = REPORT_FORMATS) -> None:
+    """One of `formats`, and a folder that exists (it is created) and takes new files: checked
+    before any work, so an unwritable report is not found after the whole computation."""
+    if path.suffix.lower() not in formats:
         raise ConfigError(f"--report {path}: unknown format {path.suffix or '(no extension)'!r}; "
-                          f"use {', '.join(REPORT_FORMATS)}")
+                          f"use {', '.join(formats)}")
     if path.is_dir():
         raise DataError(f"--report {path} is a folder; name a {path.suffix} file")
     try:

@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from srgrad.errors import ConfigError, reason
-from srgrad.train.config import check_keys, holdout_count, make_config, tomllib
+from srgrad.train.config import (
+    check_keys,
+    holdout_count,
+    make_config,
+    tomllib,
+    val_is_test_set,
+)
 from srgrad.train.curves import read_metrics, series
 
 
@@ -52,7 +58,7 @@ def _read_recipe(path: Path) -> dict[str, Any]:
     """The recipe's tables, on top of those of its `[study] base` recipe if it names one."""
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"study recipe {path}: {reason(exc)}") from None
     base = data.get("study", {}).get("base")
     if base is None:
@@ -84,15 +90,58 @@ def load_study(path: str | Path) -> Study:
     if not variants or head.get("baseline") not in variants:
         raise ConfigError(f"study recipe {path}: needs [variants.*] tables and a "
                           "[study] baseline that names one of them")
-    train = check_keys(data.get("train", {}), f"{path} [train]")
-    variants = {name: check_keys(values, f"{path} [variants.{name}]")
+    train = _settings(f"{path} [train]", data.get("train", {}))
+    variants = {name: _settings(f"{path} [variants.{name}]", values)
                 for name, values in variants.items()}
-    study = Study(head.get("name", Path(path).stem), list(head.get("seeds", [0])),
-                  head["baseline"], head.get("decision", ""), train, variants,
-                  head.get("equal_time_from"), _controls(path, head, data, variants))
+    study = Study(_name(path, head), _seeds(path, head), head["baseline"],
+                  head.get("decision", ""), train, variants, head.get("equal_time_from"),
+                  _controls(path, head, data, variants))
     for variant in variants:  # every run's settings are valid before any run starts
-        make_config({}, study.run_config(variant, study.seeds[0], Path("unused")))
+        try:
+            config = make_config({}, study.run_config(variant, study.seeds[0], Path("unused")))
+        except ConfigError as exc:
+            raise ConfigError(f"study recipe {path}, variant {variant!r}: {exc}") from None
+        if not config.val or val_is_test_set(config.val):
+            raise ConfigError(f"study recipe {path}: variant {variant!r} validates on "
+                              f"{config.val or 'nothing'}; a study decides on held-out "
+                              "training images: set [train] val = \"holdout:N\" or a folder")
     return study
+
+
+# Set by the study for each run: a recipe that set them would be silently overridden.
+STUDY_SETS = ("seed", "out", "quiet")
+
+
+def _settings(where: str, values: Any) -> dict[str, Any]:
+    """A [train] or [variants.*] table's training settings, checked."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: must be a table of training settings, got {values!r}")
+    values = check_keys(values, where)
+    taken = [key for key in STUDY_SETS if key in values]
+    if taken:
+        raise ConfigError(f"{where}: {taken[0]} is set by the study for each run; remove it "
+                          "(seeds: [study] seeds)")
+    return values
+
+
+def _seeds(path: Path, head: dict[str, Any]) -> list[int]:
+    seeds = head.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or len(set(seeds)) < len(seeds) or \
+            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ConfigError(f"study recipe {path}: [study] seeds must be a list of distinct "
+                          f"whole numbers >= 0, e.g. [0, 1, 2], got {seeds!r}")
+    return seeds
+
+
+def _name(path: Path, head: dict[str, Any]) -> str:
+    """The study's folder name under --root: one plain path component, so that a recipe
+    cannot write outside --root."""
+    name = head.get("name", Path(path).stem)
+    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name or \
+            "\\" in name:
+        raise ConfigError(f"study recipe {path}: [study] name must be a plain folder name "
+                          f"(no path separators), got {name!r}")
+    return name
 
 
 def _controls(path: Path, head: dict, data: dict, chosen: dict) -> dict[str, str]:
