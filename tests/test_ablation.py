@@ -111,3 +111,25 @@ def test_cli_ablates_on_held_out_training_images(tmp_path):
     assert result.exit_code == 0, result.output
     assert "| holdout:2 | 2 |" in result.output
     one_error(runner.invoke(app, args[:5] + ["--device", "cpu"]), "holdout:N needs")
+    zero = [a.replace("holdout:2", "holdout:0") for a in args]
+    one_error(runner.invoke(app, zero), "holdout:N needs a positive N")
+
+
+def test_an_unwritable_report_is_refused_before_any_work(tmp_path, monkeypatch):
+    from srgrad.evaluation import ablation
+
+    monkeypatch.setattr(ablation, "ablate", lambda *a, **k: pytest.fail("work began"))
+    folder = image_folder(tmp_path / "imgs")
+    path = save_weights(grad_model(), model_config("sedsr-grad", 2), tmp_path / "g.safetensors")
+    a_file = tmp_path / "a.png"
+    a_file.write_bytes(b"x")
+    args = ["ablate", "--weights", str(path), "--datasets", str(folder), "--device", "cpu"]
+    one_error(runner.invoke(app, args + ["--report", f"{a_file}/r.md"]), "output folder")
+    one_error(runner.invoke(app, args + ["--report", "r.csv"]), "use .md, .json")
+
+
+def test_without_a_model_it_ablates_the_shipped_gradient_network(tmp_path):
+    folder = image_folder(tmp_path / "imgs")
+    result = runner.invoke(app, ["ablate", "--datasets", str(folder), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "sedsr-grad x2" in result.output and "g := 0" in result.output

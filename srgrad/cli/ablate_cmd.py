@@ -10,7 +10,6 @@ from pathlib import Path
 import typer
 
 from srgrad.cli._common import (
-    ModelOption,
     ScaleOption,
     WeightsOption,
     parse_name_list,
@@ -20,10 +19,15 @@ from srgrad.cli._common import (
 from srgrad.console import console
 from srgrad.errors import ConfigError
 
+# The upscale default (sedsr-scaled) has no g to ablate: the shipped gradient network does.
+ABLATE_DEFAULT = "sedsr-grad"
+
 
 @user_errors
 def ablate(
-    model: ModelOption = None,
+    model: str | None = typer.Option(
+        None, "--model", "-m", show_default=False,
+        help=f"Registry gradient model with shipped weights (default {ABLATE_DEFAULT})."),
     weights: WeightsOption = None,
     scale: ScaleOption = None,
     datasets: str = typer.Option(
@@ -42,16 +46,19 @@ def ablate(
     with s := 0, and per block the RMS ratio |s N(g)| / |(1-s) x| (g's share of the skip)."""
     from srgrad.evaluation.ablation import ablate as run_ablation
     from srgrad.evaluation.ablation import as_dict, markdown
+    from srgrad.evaluation.report import check_report_path, write_bytes_atomic
     from srgrad.inference.files import resolve_model
     from srgrad.inference.loading import model_scale
 
-    if report is not None and report.suffix.lower() not in (".md", ".json"):
-        raise ConfigError(f"--report must end in .md or .json, got {report.name}")
+    if report is not None:
+        check_report_path(report, (".md", ".json"))
+    if weights is None:
+        model = model or ABLATE_DEFAULT
     net = resolve_model(model, weights, scale, device)
     k = model_scale(net)
     sets = {name: _images(name, k, root, data or []) for name in parse_name_list(datasets)}
     rows, shares = run_ablation(net, sets, k, device=next(net.parameters()).device)
-    label = weights.name if weights is not None else f"{model or 'sedsr-grad'} x{k}"
+    label = weights.name if weights is not None else f"{model} x{k}"
     text = markdown(rows, shares, label)
     print_plain(text, console)
     if report is not None:
@@ -61,8 +68,7 @@ def ablate(
                               indent=2)
         else:
             body = f"{text}\n\nCommand: `{command}`\n"
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(body)
+        write_bytes_atomic(report, body.encode())
         print_plain(f"wrote {report}")
 
 
@@ -73,6 +79,6 @@ def _images(name: str, scale: int, root: Path | None, data: list[Path]):
     if not name.startswith("holdout:"):
         return load_eval_images(name, scale, root)
     count = name.split(":", 1)[1]
-    if not count.isdigit() or not data:
+    if not count.isdigit() or int(count) == 0 or not data:
         raise ConfigError("holdout:N needs a positive N and the training folders (--data)")
     return load_eval_images(held_out_paths(data, int(count)), scale)
