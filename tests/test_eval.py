@@ -20,6 +20,7 @@ from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import FORMAT, save_weights
 
 from helpers import CONVENTIONS_DOC, cli_app, error_lines, install_shipped, one_error, runner
+from test_infer import overflowing_weights
 
 app = cli_app(("eval", eval_cmd.evaluate))
 
@@ -112,6 +113,49 @@ def test_reports_json_md_csv(tmp_path):
     assert [r["row"] for r in rows] == ["mean", "image", "image"]
     assert float(rows[0]["psnr"]) == pytest.approx(mean["psnr"], abs=1e-3)
     assert not list((tmp_path / "r").glob(".*"))  # no temporary files left behind
+
+
+def strict_json(text: str):
+    """JSON as the standard has it: NaN and Infinity, which Python's json module writes and
+    reads unless told not to, are refused."""
+    def refuse(name: str):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_an_exact_reconstruction_says_that_it_makes_the_mean_infinite(tmp_path):
+    """A flat image is reconstructed exactly by bicubic: its PSNR is inf, and so is its set's
+    mean (the field's convention), said in one warning line; every report stays valid."""
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(folder / "gray.png")
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
+    Image.fromarray(noise).save(folder / "noise.png")
+    paths = [tmp_path / f"r.{ext}" for ext in ("json", "md", "csv")]
+    result = invoke("--model", "bicubic", "--datasets", folder,
+                    *[a for p in paths for a in ("--report", p)])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if line.startswith("warning")]
+    assert warned == [f"warning: infinite PSNR (exact reconstruction) for bicubic on {folder} "
+                      "x2: gray; each makes its data set's mean PSNR infinite (null in JSON "
+                      "reports); a --report lists every image's score"], result.output
+    report = strict_json(paths[0].read_text())
+    assert [(r["image"], r["psnr"]) for r in report["per_image"]][0] == ("gray", None)
+    assert report["per_image"][1]["psnr"] > 0 and report["results"][0]["psnr"] is None
+    assert "| flat | gray | inf / 1.0000 |" in paths[1].read_text()
+    psnrs = [float(r["psnr"]) for r in csv.DictReader(io.StringIO(paths[2].read_text()))]
+    assert psnrs[:2] == [np.inf, np.inf] and np.isfinite(psnrs[2])  # mean, gray, noise
+
+
+def test_weights_whose_output_is_not_finite_stop_the_eval_in_one_line(tmp_path, shipped):
+    huge = overflowing_weights(shipped, tmp_path / "huge.safetensors")
+    report = tmp_path / "r.json"
+    result = invoke("--weights", huge, "--root", make_set(tmp_path / "data"), "--datasets",
+                    "set5", "--report", report)
+    one_error(result, "error: huge on im0: the model's output is not finite (NaN or inf): the "
+                      "weights are unusable or overflow in fp32; use other weights")
+    assert "warning" not in result.output and not report.exists()
 
 
 def test_report_extension_checked_before_work(tmp_path):

@@ -37,6 +37,22 @@ def header_only_png(path: Path, width: int, height: int) -> Path:
     return path
 
 
+def png16(path: Path, pixels: np.ndarray) -> Path:
+    """A 16-bit PNG of HxWxC pixels (C = 2, 3 or 4: LA, RGB, RGBA), which Pillow cannot write."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    height, width, channels = pixels.shape
+    rows = pixels.astype(">u2").reshape(height, width * channels)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, {2: 4, 3: 2, 4: 6}[channels], 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
 def test_rgb_png_round_trip(tmp_path):
     arr = rgb()
     write_image(tmp_path / "a.png", arr)
@@ -90,6 +106,23 @@ def test_16bit_png_stays_16bit(tmp_path):
     assert back.mode.startswith("I") and np.array_equal(np.asarray(back), arr)
     write_image(tmp_path / "e.jpg", pic.pixels)  # 8-bit formats get 8 bits
     assert Image.open(tmp_path / "e.jpg").mode == "L"
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_16bit_color_is_flagged_as_read_in_8_bits(tmp_path, channels):
+    """Pillow has no 16-bit color mode: such files (PNG LA/RGB/RGBA, 16-bit PPM) decode to
+    8 bits per channel, and the Picture says so; 16-bit gray and 8-bit files do not."""
+    wide = np.linspace(0, 65535, 12 * 16 * channels).reshape(12, 16, channels)
+    pic = read_image(png16(tmp_path / "d.png", wide))
+    assert pic.color_16bit and pic.pixels.dtype == np.uint8
+    head = b"P6\n16 12\n65535\n"
+    (tmp_path / "d.ppm").write_bytes(head + wide[..., :1].repeat(3, 2).astype(">u2").tobytes())
+    assert read_image(tmp_path / "d.ppm").color_16bit
+    Image.fromarray(wide[..., 0].astype(np.uint16)).save(tmp_path / "g.png")
+    Image.fromarray(rgb()).save(tmp_path / "e.ppm")
+    write_image(tmp_path / "e.png", rgb())
+    for name in ("g.png", "e.ppm", "e.png"):
+        assert not read_image(tmp_path / name).color_16bit, name
 
 
 def test_exif_orientation_applied(tmp_path):

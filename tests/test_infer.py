@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 import srgrad
-from srgrad.errors import ConfigError, WeightsError
+from srgrad.errors import ConfigError, DataError, WeightsError
 from srgrad.inference.forward import super_resolve
 from srgrad.inference.loading import load_model
 from srgrad.inference.tiling import auto_tile, plan_tiles
@@ -164,6 +166,38 @@ def test_precision_options():
         super_resolve(model, lr, precision="fp16", device="cpu")
     with pytest.raises(ConfigError, match="precision"):
         super_resolve(model, lr, precision="fp8")
+
+
+def overflowing_weights(source: Path, target: Path) -> Path:
+    """`source` with every tensor times 1e30: finite and loadable (its metadata kept), yet
+    the network's output overflows to NaN/inf. Also used by test_upscale_cli and test_eval."""
+    with safe_open(source, "pt") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) * 1e30 for key in handle.keys()}
+    save_file(tensors, str(target), metadata=metadata)
+    return target
+
+
+@pytest.mark.filterwarnings("ignore:bf16 is emulated")
+def test_an_output_that_is_not_finite_is_a_weights_error_not_a_black_image(tmp_path):
+    config = model_config("sedsr-grad", 2)
+    weights = save_weights(random_model(), config, tmp_path / "w.safetensors")
+    huge = overflowing_weights(weights, tmp_path / "huge.safetensors")
+    lr = image(40, 36)
+    said = r"^the model's output is not finite \(NaN or inf\): the weights are unusable or "
+    with pytest.raises(WeightsError, match=said + "overflow in fp32; use other weights$"):
+        super_resolve(load_model(huge), lr, tile=32, precision="fp32")  # 2 x 2 tiles
+    with pytest.raises(WeightsError, match=said + "overflow in bf16; try --precision fp32"):
+        srgrad.upscale(Image.fromarray(lr), model=huge, precision="bf16")
+    with pytest.raises(WeightsError, match=said):
+        srgrad.upscale(lr, model=huge)
+
+
+def test_nan_or_inf_pixels_are_a_data_error():
+    lr = image(8, 8).astype(np.float32)
+    lr[3, 4, 1] = np.inf
+    with pytest.raises(DataError, match="^the image has NaN or inf pixels"):
+        super_resolve(random_model(), lr)
 
 
 def test_load_model_by_name_and_path(shipped):

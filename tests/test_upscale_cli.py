@@ -17,6 +17,8 @@ from srgrad.models.registry import build_model, model_config
 from srgrad.models.weights import save_weights
 
 from helpers import cli_app, error_lines, install_shipped, one_error, runner
+from test_images import png16
+from test_infer import overflowing_weights
 
 app = cli_app(("upscale", upscale_cmd.upscale), ("export", export_cmd.export))
 
@@ -271,6 +273,8 @@ def test_the_same_input_twice_is_upscaled_once(tmp_path, weights):
         (["a.png"], "out.gif", "-o {out}: srgrad cannot write .gif images; name a .png, .jpg or "
                                ".webp file (or a folder)"),
         (["a.png", "b.png"], "notes.txt", "-o {out} is a file, not a folder"),
+        (["a.png"], "b.txt", "-o {out}: srgrad cannot write .txt images; name a .png, .jpg or "
+                             ".webp file, or a folder (a new one without a suffix)"),
     ],
 )
 def test_output_paths_that_cannot_be_are_one_error_before_any_work(tmp_path, weights, inputs,
@@ -324,3 +328,55 @@ def test_an_animation_says_that_only_its_first_frame_is_upscaled(tmp_path, weigh
     assert said == [f"warning: {src}: 3 frames (an animation or a multi-page file); only the "
                     "first is used"], result.output
     assert Image.open(tmp_path / "anim_x2.png").size == (40, 28)
+
+
+def test_a_folder_with_a_suffix_is_still_a_folder_where_it_can_only_be_one(tmp_path, weights):
+    """`-o out.d` names a folder when it exists, or when several inputs or a folder need one."""
+    a, b = photo(tmp_path / "a.png"), photo(tmp_path / "b.png")
+    (tmp_path / "had.d").mkdir()
+    for inputs, out in (([a], "had.d"), ([a, b], "new.d"), ([tmp_path / "in"], "in.d")):
+        photo(tmp_path / "in" / "c.png")
+        result = run(*inputs, "-o", tmp_path / out)
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / out).is_dir() and list((tmp_path / out).glob("*_x2.png"))
+
+
+def test_a_model_whose_output_is_not_finite_fails_each_input_and_writes_nothing(tmp_path,
+                                                                                weights):
+    huge = overflowing_weights(weights, tmp_path / "huge.safetensors")
+    a, b = photo(tmp_path / "a.png"), photo(tmp_path / "b.png")
+    result = run(a, b, "--weights", huge, "-o", tmp_path / "out", "--precision", "fp32")
+    assert result.exit_code == 1, result.output
+    said = ": the model's output is not finite (NaN or inf): the weights are unusable or " \
+           "overflow in fp32; use other weights"
+    assert error_lines(result.output) == [f"error: {a}{said}", f"error: {b}{said}"]
+    assert "0 written, 0 skipped, 2 failed" in result.output
+    assert "warning" not in result.output  # numpy's "invalid value encountered in cast"
+    assert not list((tmp_path / "out").rglob("*"))
+
+
+def test_16bit_color_says_that_its_output_is_8bit(tmp_path, weights):
+    src = png16(tmp_path / "deep.png", np.linspace(0, 65535, 240).reshape(8, 10, 3))
+    gray = tmp_path / "gray16.png"
+    Image.fromarray(np.arange(80, dtype=np.uint16).reshape(8, 10) * 800).save(gray)
+    result = run(src, gray, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if line.startswith("warning")]
+    assert said == [f"warning: {src}: 16 bits per color channel, read as 8 (Pillow has no "
+                    "16-bit color mode); the output is 8-bit per channel"], result.output
+    assert Image.open(tmp_path / "out" / "deep_x2.png").mode == "RGB"
+    assert Image.open(tmp_path / "out" / "gray16_x2.png").mode.startswith("I;16")
+
+
+def test_an_image_a_few_pixels_wide_is_upscaled_with_a_word_on_its_borders(tmp_path, weights):
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (12, 3), (95, 130, 194)).save(tiny)
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (12, 8), (95, 130, 194)).save(wide)
+    result = run(tiny, wide, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.output.splitlines() if line.startswith("warning")]
+    assert said == [f"warning: {tiny}: 12x3 pixels; at this size the network's borders "
+                    "(about 2 pixels a side, where it sees zero padding) are most of the "
+                    "output"], result.output
+    assert Image.open(tmp_path / "out" / "tiny_x2.png").size == (24, 6)

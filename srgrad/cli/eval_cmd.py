@@ -1,8 +1,9 @@
 """`srgrad eval`: score bicubic and models on the benchmarks, side by side, in one convention.
 
-Exit codes: 0 done, 2 bad options, a missing data set or model, an unwritable --report, or an
-unreadable or too small image (one line each, nothing half-written: reports and images are
-written atomically).
+Exit codes: 0 done, 2 bad options, a missing data set or model, an unwritable --report, an
+unreadable or too small image, or a model whose output is not finite (one line each, nothing
+half-written: reports and images are written atomically). An image reconstructed exactly has
+an infinite PSNR, and so has its set's mean: a warning line names such images.
 
 Images are decoded as `srgrad upscale` decodes them (EXIF orientation applied) and scored on
 8 bits: a 16-bit file is rounded to 8 bits first (datasets.load_rgb).

@@ -8,7 +8,7 @@ import typer
 
 from srgrad.cli._common import ModelOption, ScaleOption, WeightsOption, flag, user_errors
 from srgrad.console import console
-from srgrad.inference.onnx import DEFAULT_OPSET, export_onnx
+from srgrad.inference.onnx import DEFAULT_OPSET, MIN_OPSET, export_onnx
 
 
 @user_errors
@@ -17,7 +17,9 @@ def export(
     model: ModelOption = None,
     scale: ScaleOption = None,
     weights: WeightsOption = None,
-    opset: int = typer.Option(DEFAULT_OPSET, "--opset", help="ONNX opset version (11 or later)."),
+    opset: int = typer.Option(
+        DEFAULT_OPSET, "--opset",
+        help=f"ONNX opset version ({MIN_OPSET} up to the highest your torch and onnx export)."),
     force: bool = flag("--force", "-f", help="Overwrite an existing --onnx file."),
 ) -> None:
     """Export to ONNX: input `lr` float32 Nx3xHxW RGB in 0-255, output `sr` (H, W dynamic)."""

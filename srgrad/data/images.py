@@ -6,7 +6,9 @@ Reading (`read_image`):
   (`Picture.alpha`), palette images become RGB (RGBA if they have transparency), CMYK and other
   colour spaces become RGB (through the embedded ICC profile when there is one).
 - 16-bit grayscale PNGs stay 16-bit. Pillow has no 16-bit RGB mode and reads such files as
-  8-bit RGB: that precision is lost before srgrad sees the pixels.
+  8-bit RGB: that precision is lost before srgrad sees the pixels. `Picture.color_16bit` says
+  so, and `srgrad upscale` warns that its output is 8-bit per channel. (Keeping 16 bits would
+  need a second decoder and encoder: Pillow cannot write 16-bit RGB either.)
 - The ICC profile travels in `Picture.icc` to the written output.
 - A decompression-bomb guard: images over `max_pixels` (default: Pillow's own limit) are refused
   before their pixels are decoded. With the guard off (0), an image whose pixels would not fit
@@ -67,6 +69,7 @@ class Picture:
     alpha: np.ndarray | None = None  # HxW, same dtype as pixels, or None
     icc: bytes | None = None
     format: str | None = None  # the file's format as Pillow names it ("PNG", "JPEG", ...)
+    color_16bit: bool = False  # the file has 16 bits per color channel, decoded to 8
 
     @property
     def size(self) -> tuple[int, int]:
@@ -168,6 +171,7 @@ def read_image(path: str | Path, max_pixels: int | None = -1, hint: str = MAX_PI
             with Image.open(path) as im:
                 size = im.size
                 _check_size(path, im, max_pixels, hint)
+                color_16bit = _has_16bit_color(im)
                 im.load()  # decode everything now: truncated files fail here
                 fmt, frames = im.format, getattr(im, "n_frames", 1)
                 im = ImageOps.exif_transpose(im)
@@ -180,11 +184,26 @@ def read_image(path: str | Path, max_pixels: int | None = -1, hint: str = MAX_PI
         raise DataError(f"{path}: not an image Pillow can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: cannot decode image ({reason(exc)})") from None
-    picture.format = fmt
+    picture.format, picture.color_16bit = fmt, color_16bit
     if frames > 1:
         warnings.warn(f"{path}: {frames} frames (an animation or a multi-page file); only the "
                       "first is used", stacklevel=2)
     return picture
+
+
+def _has_16bit_color(im: Image.Image) -> bool:
+    """Whether Pillow will decode 16 bits per channel to 8, as it does for every 16-bit mode
+    but grayscale (I;16): the raw mode of a tile says ;16 (PNG, TIFF), or a PPM's maximum is
+    over 255. Asked before load(), which drops the tiles."""
+    if im.mode.startswith(("I", "F")):
+        return False
+    for tile in im.tile:
+        codec, args = tile[0], tile[3] if isinstance(tile[3], tuple) else (tile[3],)
+        if ";16" in str(args[0]):
+            return True
+        if codec == "ppm" and len(args) > 1 and isinstance(args[1], int) and args[1] > 255:
+            return True
+    return False
 
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:

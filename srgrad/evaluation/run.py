@@ -6,7 +6,9 @@ Everything that scores a network, `srgrad eval` and training's validation alike,
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from srgrad.data.datasets import (
     resolve_root,
 )
 from srgrad.data.resize import imresize
-from srgrad.errors import ConfigError, DataError, WeightsError
+from srgrad.errors import ConfigError, DataError, SrgradError, WeightsError
 from srgrad.metrics import min_side, score
 
 
@@ -269,10 +271,16 @@ def _upscaler(spec: ModelSpec, scale: int, run: EvalRun, tile: int | None
                                     device=run.device)
 
 
-def _score_one(up: Callable[[np.ndarray], np.ndarray], image: EvalImage, scale: int,
-               convention: str) -> tuple[np.ndarray, ImageScore]:
+def _score_one(label: str, up: Callable[[np.ndarray], np.ndarray], image: EvalImage,
+               scale: int, convention: str) -> tuple[np.ndarray, ImageScore]:
+    """The output and score of one model on one image; an error says which model and image
+    (a model's output that is not finite, say)."""
     kept: list[np.ndarray] = []
-    result = score_images(up, [image], scale, convention, lambda _i, sr, _s: kept.append(sr))
+    try:
+        result = score_images(up, [image], scale, convention,
+                              lambda _i, sr, _s: kept.append(sr))
+    except SrgradError as exc:
+        raise type(exc)(f"{label} on {image.name}: {exc}") from None
     return kept[0], result[0]
 
 
@@ -292,7 +300,7 @@ def run_eval(run: EvalRun, tile: int | None = None, on_image: OnImage | None = N
                 image = load_image(pair, scale, run.convention)
                 outputs: dict[str, tuple[np.ndarray, ImageScore]] = {}
                 for label, up in ups.items():
-                    sr, got = _score_one(up, image, scale, run.convention)
+                    sr, got = _score_one(label, up, image, scale, run.convention)
                     outputs[label] = (sr, got)
                     per_model[label].append(got)
                     run.per_image.append(ImageResult(label, data.key, scale, image.name,
@@ -304,4 +312,22 @@ def run_eval(run: EvalRun, tile: int | None = None, on_image: OnImage | None = N
             for label, scores in per_model.items():
                 psnr, ssim = mean_scores(scores)
                 run.results.append(DatasetResult(label, data.key, scale, psnr, ssim, len(scores)))
+    note = infinite_psnr_note(run.per_image)
+    if note is not None:
+        warnings.warn(note, stacklevel=2)
     return run
+
+
+def infinite_psnr_note(scores: Sequence[ImageResult]) -> str | None:
+    """One line naming the images scored with an infinite PSNR (an exact reconstruction),
+    which makes the mean PSNR of their set infinite too and hides the others; None if none."""
+    exact: dict[tuple[str, str, int], list[str]] = {}
+    for s in scores:
+        if math.isinf(s.psnr):
+            exact.setdefault((s.model, s.dataset, s.scale), []).append(s.image)
+    if not exact:
+        return None
+    where = "; ".join(f"{model} on {data} x{scale}: {', '.join(images)}"
+                      for (model, data, scale), images in exact.items())
+    return (f"infinite PSNR (exact reconstruction) for {where}; each makes its data set's "
+            "mean PSNR infinite (null in JSON reports); a --report lists every image's score")

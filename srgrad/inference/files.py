@@ -8,8 +8,9 @@ Folders are walked recursively and their relative structure is kept under `-o`. 
 input file, `-o` may name the output file itself (its suffix picks the format). The output keeps
 the input's format when it is PNG, JPEG or WebP, and is PNG otherwise, unless `fmt` says.
 An `-o` with an image suffix names a file: with several inputs or a folder, or with a suffix
-srgrad cannot write (`out.gif`), it is an error, not a folder of that name. An existing file
-is never taken for a folder.
+srgrad cannot write (`out.gif`), it is an error, not a folder of that name. So is, for one
+input file, an `-o` with any other suffix (`out.txt`) that is not an existing folder. An
+existing file is never taken for a folder.
 
 Decisions:
 - In folders, files whose name already ends in `_x2`, `_x3` or `_x4` are taken for earlier
@@ -20,12 +21,14 @@ Decisions:
 - An input given twice (or a file and its folder) is upscaled once.
 - Every output is written atomically (see data.images.write_image).
 - Errors in the model or options stop everything before any file is touched; an error in one
-  input (unreadable, too large, unwritable output) fails that file only.
+  input (unreadable, too large, unwritable output) fails that file only, and so does a model
+  output that is not finite (an overflow can depend on the image).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,7 +48,7 @@ from srgrad.data.images import (
     resize_alpha,
     write_image,
 )
-from srgrad.errors import ConfigError, DataError, reason
+from srgrad.errors import ConfigError, DataError, WeightsError, reason
 from srgrad.inference.forward import super_resolve
 from srgrad.inference.loading import load_model, model_scale, resolve_device
 from srgrad.inference.tiling import check_tile, tile_overlap
@@ -54,6 +57,9 @@ from srgrad.models.precision import resolve_precision
 OUTPUT_STEM = re.compile(r"_x[234]$")
 KEEP_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # Exit statuses of `srgrad upscale` (2, bad options, is SrgradError's).
+# Under this many LR pixels on a side, the network's border band (forward.py: borders) is
+# most of the output: said, not refused, since the output is still the network's.
+SMALL_SIDE = 8
 EXIT_FAILED = 1  # some file failed; the others were still processed
 EXIT_NOTHING_WRITTEN = 3  # nothing failed, nothing written: every output existed (skipped)
 
@@ -144,6 +150,10 @@ def output_is_file(inputs: Sequence[Path], out: Path | None, fmt: str | None = N
         if out.exists():
             raise ConfigError(f"-o {out} is a file, not a folder; name a folder (or, with one "
                               "input file, a .png, .jpg or .webp file)")
+        if suffix and len(inputs) == 1 and inputs[0].is_file():
+            # `-o out.txt` for one file means a file more likely than a folder named so
+            raise ConfigError(f"-o {out}: srgrad cannot write {suffix} images; name a .png, "
+                              ".jpg or .webp file, or a folder (a new one without a suffix)")
         return False
     if len(inputs) != 1:
         raise ConfigError(f"-o {out} names an image file, but {len(inputs)} inputs need an "
@@ -228,15 +238,30 @@ class Rendered:
 
 def render_file(job: Job, model: nn.Module, *, force: bool = False, max_pixels: int | None = -1,
                 **options) -> Rendered | Outcome:
-    """Read and upscale one file; an Outcome when it is skipped or fails (DataError)."""
+    """Read and upscale one file; an Outcome when it is skipped or fails (DataError, or a
+    WeightsError for a non-finite output)."""
     if job.output.exists() and not force:
         return Outcome(job.source, job.output, "skipped",
                        f"{job.output} exists (pass --force to overwrite)")
     try:
         picture = read_image(job.source, max_pixels=max_pixels)
-        pixels = super_resolve(model, picture.pixels, **options)
     except DataError as exc:
         return Outcome(job.source, job.output, "failed", str(exc))
+    try:
+        pixels = super_resolve(model, picture.pixels, **options)
+    except (DataError, WeightsError) as exc:
+        # A non-finite output (WeightsError) fails this file only: an overflow in bf16/fp16
+        # can depend on the image, so the model may suit the others; weights broken for
+        # every image fail each file, one line each.
+        return Outcome(job.source, job.output, "failed", f"{job.source}: {exc}")
+    if picture.color_16bit:
+        warnings.warn(f"{job.source}: 16 bits per color channel, read as 8 (Pillow has no "
+                      "16-bit color mode); the output is 8-bit per channel", stacklevel=2)
+    if min(picture.pixels.shape[:2]) < SMALL_SIDE:
+        height, width = picture.pixels.shape[:2]
+        warnings.warn(f"{job.source}: {width}x{height} pixels; at this size the network's "
+                      "borders (about 2 pixels a side, where it sees zero padding) are most "
+                      "of the output", stacklevel=2)
     scale = pixels.shape[0] // picture.pixels.shape[0]
     alpha = None if picture.alpha is None else resize_alpha(picture.alpha, scale)
     return Rendered(job, pixels, alpha, picture.icc)

@@ -7,6 +7,7 @@ autograd g are switched to the analytic one, which computes the same values.
 The exported graph: input `lr`, float32 N x 3 x H x W RGB on the 0-255 scale; output `sr`,
 N x 3 x sH x sW on the same scale (not clipped: round and clip to 0-255 yourself).
 Uses PyTorch's TorchScript-based exporter (`dynamo=False`), which needs only `onnx`.
+The opset is checked against MIN_OPSET and `max_opset()` before any work.
 """
 
 from __future__ import annotations
@@ -24,11 +25,27 @@ from srgrad.inference.loading import model_scale, use_analytic_grad
 
 MIN_OPSET = 11
 DEFAULT_OPSET = 17
+# The highest opset of torch 2.14, for a torch that no longer exposes its own.
+FALLBACK_MAX_OPSET = 23
 
 
-def _check_target(path: Path, opset: int, force: bool) -> None:
-    if opset < MIN_OPSET:
-        raise ConfigError(f"--opset must be at least {MIN_OPSET}, got {opset}")
+def max_opset(onnx) -> int:
+    """The highest opset both torch.onnx.export and the `onnx` package (its checker) know.
+    torch's is its ONNX_MAX_OPSET: above it the export fails only after printing the whole
+    traced graph. Its TorchScript exporter names 20 as its highest and warns above, yet
+    srgrad's ops export, pass the checker and run in onnxruntime up to 23 (torch 2.14)."""
+    try:
+        from torch.onnx import _constants
+        highest = int(getattr(_constants, "ONNX_MAX_OPSET", FALLBACK_MAX_OPSET))
+    except ImportError:
+        highest = FALLBACK_MAX_OPSET
+    return min(highest, onnx.defs.onnx_opset_version())
+
+
+def _check_target(path: Path, opset: int, force: bool, highest: int) -> None:
+    if not MIN_OPSET <= opset <= highest:
+        raise ConfigError(f"--opset must be {MIN_OPSET} to {highest} (the range this torch "
+                          f"and onnx can export), got {opset}")
     if path.is_dir():
         raise ConfigError(f"--onnx {path} is a folder; name the .onnx file to write")
     if path.exists() and not force:
@@ -73,7 +90,7 @@ def export_onnx(path: str | Path, *, model: str | None = None, scale: int | None
         raise ConfigError("ONNX export needs the onnx package: pip install 'srgrad[export]'"
                           ) from None
     path = Path(path)
-    _check_target(path, opset, force)
+    _check_target(path, opset, force, max_opset(onnx))
     net = resolve_model(model, None if weights is None else Path(weights), scale, "cpu")
     if not use_analytic_grad(net):
         raise ConfigError("this model's gradient blocks have no analytic g; it cannot be exported")
