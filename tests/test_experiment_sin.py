@@ -127,3 +127,12 @@ def test_unwritable_out(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match="cannot write"):
         run_sin(TINY, blocker / "sub")
+
+
+def test_timing_table_has_no_nan_ratio_without_the_residual_variant() -> None:
+    from srgrad.experiments.sin_report import _timing_table
+
+    without = _timing_table(["gradient"], {"gradient": [0.5]})
+    assert without[-1] == "| gradient | 500.0 |" and "nan" not in "".join(without)
+    with_ref = _timing_table(["residual", "gradient"], {"residual": [0.25], "gradient": [0.5]})
+    assert with_ref[-1] == "| gradient | 500.0 | 2.00 |"
