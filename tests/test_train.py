@@ -332,6 +332,9 @@ def test_the_same_data_folder_twice_and_unusable_folders_are_one_line(tmp_path):
     assert f"training data folder {a_file} is a file, not a folder" in line
     out_file = base_args(data, a_file)
     assert f"--out {a_file} is a file" in one_line_error(runner.invoke(app, out_file))
+    into_data = one_line_error(runner.invoke(app, base_args(data, data)))
+    assert f"--out {data} holds other files and no srgrad run" in into_data
+    assert sorted(p.name for p in data.iterdir()) == [f"img{i}.png" for i in range(4)]
     cache = without(args, "--cache-dir") + ["--cache-dir", str(a_file)]
     assert "LR cache folder" in one_line_error(runner.invoke(app, cache))
     for config in (tmp_path, a_file):  # a folder, and a file that is not text

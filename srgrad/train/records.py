@@ -19,12 +19,20 @@ from srgrad.train.state import RunState, unwrap
 METRIC_FIELDS = ["step", "loss", "lr", "data_ms", "step_ms", "val_psnr", "val_ssim", "gates"]
 
 
+RUN_MARKS = ("config.json", "metrics.csv", "last.pt")  # any one: the folder holds a run
+
+
 def check_out(out: Path, resume: bool) -> None:
     """Refuse to start a run over one that can be resumed, or in a folder that cannot be
     written. A folder whose run stopped before its first checkpoint (metrics.csv, no last.pt)
-    holds nothing to resume: it starts anew."""
+    holds nothing to resume: it starts anew. A folder that holds other files and no run
+    (none of RUN_MARKS) is refused: --out pointed at a data folder would put weights and
+    curves among its images, and the next run would train on them."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; name a folder for the run")
+    if out.is_dir() and not any((out / m).exists() for m in RUN_MARKS) and any(out.iterdir()):
+        raise ConfigError(f"--out {out} holds other files and no srgrad run; name a new or "
+                          "empty folder")
     check_writable_folder(out, "--out folder")
     if resume:
         return
