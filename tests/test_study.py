@@ -252,6 +252,7 @@ def test_controls_name_variants_of_the_recipe(tmp_path):
         ("seeds = [0, 1]", "seeds = []", "[study] seeds must be a list of distinct"),
         ("seeds = [0, 1]", 'seeds = "0"', "[study] seeds must be a list of distinct"),
         ("seeds = [0, 1]", "seeds = [1, 1]", "[study] seeds must be a list of distinct"),
+        ("seeds = [0, 1]", "seeds = [[0], [1]]", "[study] seeds must be a list of distinct"),
         ('name = "tiny"', 'name = "../escape"', "[study] name must be a plain folder name"),
         ('val = "holdout:2"', 'val = "none"', "validates on nothing"),
         ('val = "holdout:2"', 'val = "set5"', "validates on set5"),

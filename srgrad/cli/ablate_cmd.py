@@ -74,11 +74,12 @@ def ablate(
 
 def _images(name: str, scale: int, root: Path | None, data: list[Path]):
     from srgrad.evaluation.run import load_eval_images
+    from srgrad.train.config import holdout_count
     from srgrad.train.data import held_out_paths
 
     if not name.startswith("holdout:"):
         return load_eval_images(name, scale, root)
-    count = name.split(":", 1)[1]
-    if not count.isdigit() or int(count) == 0 or not data:
+    count = holdout_count(name)
+    if not count or not data:
         raise ConfigError("holdout:N needs a positive N and the training folders (--data)")
-    return load_eval_images(held_out_paths(data, int(count)), scale)
+    return load_eval_images(held_out_paths(data, count), scale)

@@ -129,8 +129,9 @@ def val_is_test_set(val: str | None) -> bool:
 
 
 def holdout_count(val: str | None) -> int:
-    """N of --val holdout:N; 0 for any other --val."""
-    return int(val.split(":", 1)[1]) if val and val.startswith("holdout:") else 0
+    """N of --val holdout:N; 0 for any other --val, and for an N that is not a whole number."""
+    count = val.split(":", 1)[1] if val and val.startswith("holdout:") else ""
+    return int(count) if count.isdigit() else 0
 
 
 def default_cache_dir() -> Path:
@@ -303,8 +304,7 @@ def validate(c: TrainConfig) -> None:
             f"gradient models (e.g. {c.model}-grad), not the identity model {c.model}",
         )
     if c.val and c.val.startswith("holdout:"):
-        count = c.val.split(":", 1)[1]
-        need(count.isdigit() and int(count) > 0, f"--val holdout:N needs a positive N, got {c.val}")
+        need(holdout_count(c.val) > 0, f"--val holdout:N needs a positive N, got {c.val}")
     if c.precision == "fp16":
         need(c.device != "cpu", "--precision fp16 needs --device cuda; use bf16 or fp32 on a CPU")
 

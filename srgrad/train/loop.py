@@ -101,7 +101,6 @@ def _setup(config: TrainConfig) -> RunState:
                   "picking the best checkpoint on it leaks it into the model, and the model "
                   "card says val_is_test_set: true; --val holdout:N keeps test sets unseen",
                   file=sys.stderr)
-        out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     _prepare_step(run)
     return run

@@ -126,8 +126,9 @@ def _settings(where: str, values: Any) -> dict[str, Any]:
 
 def _seeds(path: Path, head: dict[str, Any]) -> list[int]:
     seeds = head.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or len(set(seeds)) < len(seeds) or \
-            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+    if not isinstance(seeds, list) or not seeds or \
+            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) \
+            or len(set(seeds)) < len(seeds):
         raise ConfigError(f"study recipe {path}: [study] seeds must be a list of distinct "
                           f"whole numbers >= 0, e.g. [0, 1, 2], got {seeds!r}")
     return seeds
