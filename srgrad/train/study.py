@@ -249,6 +249,9 @@ def summarize(run: Path) -> RunSummary | None:
                       vals[-1][0])
 
 
+SHARE_FILE = "gradient_share.json"
+
+
 def final_weights(run: Path) -> Path | None:
     """The weights a finished run wrote (`<model>_x<scale>.safetensors`); None before."""
     if not (run / "model_card.json").exists():
@@ -260,16 +263,25 @@ def final_weights(run: Path) -> Path | None:
 def gradient_share(run: Path, train: dict[str, Any], images: int = 5) -> float | None:
     """Mean over blocks of g's share of the skip, RMS |s N(g)| / |(1-s) x|, for the run's
     final weights on the first `images` held-out training images (never a test set); None
-    for runs without convex gradient blocks."""
+    for runs without convex gradient blocks. Measured once and kept in the run's folder."""
+    cache = run / SHARE_FILE
+    if cache.exists():  # kept with the run's records: its weights may be gone
+        return json.loads(cache.read_text())["share"]
+    weights = final_weights(run)
+    if weights is None:
+        return None
+    share = _measure_share(weights, train, images)
+    cache.write_text(json.dumps({"share": share, "weights": weights.name}))
+    return share
+
+
+def _measure_share(weights: Path, train: dict[str, Any], images: int) -> float | None:
     from srgrad.evaluation.ablation import ShareMeter, convex_blocks
     from srgrad.evaluation.run import load_eval_images
     from srgrad.inference.forward import super_resolve
     from srgrad.models.weights import load_weights
     from srgrad.train.data import held_out_paths
 
-    weights = final_weights(run)
-    if weights is None:
-        return None
     model, _ = load_weights(weights)
     blocks = convex_blocks(model)
     count = holdout_count(make_config({}, {**train, "out": "unused"}).val)
