@@ -77,6 +77,30 @@ def test_study_runs_every_variant_and_seed_and_reports_paired_differences(tmp_pa
     assert (root / "tiny" / "grad_s1" / "test_scores.json").stat().st_mtime_ns == when
     one_error(runner.invoke(app, args + ["--report-only", "--test-sets", "set6"]),
               "unknown dataset 'set6'")
+    _records_rebuild_the_report_on_a_new_machine(root, args + ["--report-only"], report)
+
+
+def _records_rebuild_the_report_on_a_new_machine(root, args, report):
+    """The committed records (no weights) of a finished study, restored into an empty run
+    root, give the same report, g's share included, and no run trains again."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "sync_study", Path(__file__).parents[1] / "scripts" / "sync_study.py")
+    sync_study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync_study)
+    assert runner.invoke(app, args).exit_code == 0
+    before = report.read_text()
+    records = root.parent / "records"
+    sync_study.sync(root / "tiny", records)
+    assert not list(records.glob("*.safetensors")) and not list(records.glob("*.pt"))
+    shutil.rmtree(root)
+    sync_study.restore(root / "tiny", records)
+    assert runner.invoke(app, args).exit_code == 0
+    assert report.read_text() == before
+    assert not list((root / "tiny").rglob("*.safetensors"))
 
 
 def test_recipe_errors_are_one_line(tmp_path):

@@ -275,6 +275,9 @@ def test_the_same_input_twice_is_upscaled_once(tmp_path, weights):
         (["a.png", "b.png"], "notes.txt", "-o {out} is a file, not a folder"),
         (["a.png"], "b.txt", "-o {out}: srgrad cannot write .txt images; name a .png, .jpg or "
                              ".webp file, or a folder (a new one without a suffix)"),
+        (["a.png"], "a.png/x.png", "-o {out}: {a} is a file, so no folder can be made under it"),
+        (["a.png", "in"], "notes.txt/sub/out", "-o {out}: {notes} is a file, so no folder can "
+                                               "be made under it"),
     ],
 )
 def test_output_paths_that_cannot_be_are_one_error_before_any_work(tmp_path, weights, inputs,
@@ -285,7 +288,8 @@ def test_output_paths_that_cannot_be_are_one_error_before_any_work(tmp_path, wei
     (tmp_path / "notes.txt").write_text("a file, not a folder")
     before = sorted(tmp_path.rglob("*"))
     result = run(*(tmp_path / name for name in inputs), "-o", tmp_path / out)
-    one_error(result, message.format(out=tmp_path / out, **{"in": tmp_path / "in"}))
+    one_error(result, message.format(out=tmp_path / out, a=tmp_path / "a.png",
+                                     notes=tmp_path / "notes.txt", **{"in": tmp_path / "in"}))
     assert sorted(tmp_path.rglob("*")) == before  # no folder named x.png, nothing written
 
 

@@ -145,6 +145,9 @@ def output_is_file(inputs: Sequence[Path], out: Path | None, fmt: str | None = N
     suffix says another format than `fmt` (the file's bytes would belie its name)."""
     if out is None or out.is_dir():
         return False
+    if (blocking := _file_in_the_way(out.parent)) is not None:
+        raise ConfigError(f"-o {out}: {blocking} is a file, so no folder can be made under it; "
+                          "name another -o")
     suffix = out.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         if out.exists():
@@ -274,12 +277,25 @@ def write_rendered(done: Rendered, fmt: str | None = None, png_level: int = PNG_
         try:
             job.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DataError(f"{job.output}: cannot create its folder ({reason(exc)})") from None
+            raise DataError(f"{job.output}: {_folder_problem(job.output.parent, exc)}; "
+                            "name another -o") from None
         write_image(job.output, done.pixels, format=fmt, icc=done.icc, alpha=done.alpha,
                     png_level=png_level)
     except DataError as exc:
         return Outcome(job.source, job.output, "failed", str(exc))
     return Outcome(job.source, job.output, "written")
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The file (not folder) at `folder` or above it, which stops it being made; None if none."""
+    return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+
+
+def _folder_problem(folder: Path, exc: OSError) -> str:
+    blocking = _file_in_the_way(folder)
+    if blocking is not None:
+        return f"{blocking} is a file, so no folder can be made under it"
+    return f"cannot create its folder {folder} ({reason(exc)})"
 
 
 def resolve_model(model: str | None, weights: Path | None, scale: int | None,
