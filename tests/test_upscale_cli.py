@@ -136,7 +136,8 @@ def test_unwritable_output_folder(tmp_path, weights):
     result = run(src, "-o", tmp_path / "file" / "out")
     assert result.exit_code == 2
     assert error_lines(result.output) == [
-        f"error: output folder {tmp_path / 'file' / 'out'} is not writable (Not a directory)"]
+        f"error: -o {tmp_path / 'file' / 'out'}: {tmp_path / 'file'} is a file, so no folder can "
+        "be made under it; name another -o"]
 
 
 def test_write_failure_leaves_nothing(tmp_path, weights, monkeypatch):
