@@ -46,8 +46,10 @@ def sync(root: Path, dest: Path) -> list[Path]:
 
 def restore(root: Path, dest: Path) -> list[Path]:
     """The records of finished runs back into their run folders under `root`."""
-    finished = sorted(card.stem for card in dest.glob("*.json")
-                      if not card.stem.endswith(("_test_scores", "_share")))
+    card = RECORDS["model_card.json"]
+    others = tuple(suffix for suffix in RECORDS.values() if suffix != card)
+    finished = sorted(path.name.removesuffix(card) for path in dest.glob(f"*{card}")
+                      if not path.name.endswith(others))
     copied = []
     for run in finished:
         (root / run).mkdir(parents=True, exist_ok=True)

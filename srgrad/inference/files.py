@@ -146,8 +146,7 @@ def output_is_file(inputs: Sequence[Path], out: Path | None, fmt: str | None = N
     if out is None or out.is_dir():
         return False
     if (blocking := _file_in_the_way(out.parent)) is not None:
-        raise ConfigError(f"-o {out}: {blocking} is a file, so no folder can be made under it; "
-                          "name another -o")
+        raise ConfigError(f"-o {out}: {_blocked_by(blocking)}; name another -o")
     suffix = out.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         if out.exists():
@@ -291,10 +290,14 @@ def _file_in_the_way(folder: Path) -> Path | None:
     return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
 
 
+def _blocked_by(blocking: Path) -> str:
+    return f"{blocking} is a file, so no folder can be made under it"
+
+
 def _folder_problem(folder: Path, exc: OSError) -> str:
     blocking = _file_in_the_way(folder)
     if blocking is not None:
-        return f"{blocking} is a file, so no folder can be made under it"
+        return _blocked_by(blocking)
     return f"cannot create its folder {folder} ({reason(exc)})"
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from srgrad.data.files import atomic_write_bytes
 from srgrad.errors import ConfigError, reason
 from srgrad.train.config import (
     check_keys,
@@ -271,7 +272,8 @@ def gradient_share(run: Path, train: dict[str, Any], images: int = 5) -> float |
     if weights is None:
         return None
     share = _measure_share(weights, train, images)
-    cache.write_text(json.dumps({"share": share, "weights": weights.name}))
+    # atomic: a study and a --report-only run may both measure it at once
+    atomic_write_bytes(cache, json.dumps({"share": share, "weights": weights.name}).encode())
     return share
 
 
