@@ -458,7 +458,8 @@ def test_cli_unwritable_root(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = cli("benchmark", "--root", str(blocker / "data"))
-    assert_one_line_error(result, "the data folder's staging area", "is not writable", "--root")
+    assert_one_line_error(result, "the data folder's staging area", "cannot be made",
+                          f"{blocker} is a file, so no folder can be made under it", "--root")
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores permissions")

@@ -292,7 +292,8 @@ def test_unwritable_report_is_found_before_any_work(tmp_path, monkeypatch):
     report = tmp_path / "file" / "r.json"
     result = invoke("--model", "bicubic", "--root", root, "--datasets", "set5",
                     "--report", tmp_path / "ok.md", "--report", report)
-    one_error(result, f"--report {report}: output folder {report.parent} is not writable")
+    one_error(result, f"--report {report}: output folder {report.parent} cannot be made: "
+              f"{report.parent} is a file, so no folder can be made under it")
     (tmp_path / "dir.json").mkdir()
     result = invoke("--model", "bicubic", "--root", root, "--datasets", "set5",
                     "--report", tmp_path / "dir.json")

@@ -76,6 +76,18 @@ def check_writable_folder(folder: Path, what: str = "output folder", hint: str =
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise DataError(f"{what} {folder} is not writable ({reason(exc)}){hint}") from None
+        blocking = file_in_the_way(folder)
+        problem = (f"{what} {folder} cannot be made: {blocked_by(blocking)}" if blocking
+                   else f"{what} {folder} is not writable ({reason(exc)})")
+        raise DataError(f"{problem}{hint}") from None
     return folder
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file (not folder) at `folder` or above it, which stops it being made; None if none."""
+    return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+
+
+def blocked_by(blocking: Path) -> str:
+    return f"{blocking} is a file, so no folder can be made under it"
 

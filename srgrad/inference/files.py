@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from srgrad.data.files import check_writable_folder
+from srgrad.data.files import blocked_by, check_writable_folder, file_in_the_way
 from srgrad.data.images import (
     IMAGE_SUFFIXES,
     OUTPUT_FORMATS,
@@ -145,8 +145,8 @@ def output_is_file(inputs: Sequence[Path], out: Path | None, fmt: str | None = N
     suffix says another format than `fmt` (the file's bytes would belie its name)."""
     if out is None or out.is_dir():
         return False
-    if (blocking := _file_in_the_way(out.parent)) is not None:
-        raise ConfigError(f"-o {out}: {_blocked_by(blocking)}; name another -o")
+    if (blocking := file_in_the_way(out.parent)) is not None:
+        raise ConfigError(f"-o {out}: {blocked_by(blocking)}; name another -o")
     suffix = out.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         if out.exists():
@@ -285,19 +285,10 @@ def write_rendered(done: Rendered, fmt: str | None = None, png_level: int = PNG_
     return Outcome(job.source, job.output, "written")
 
 
-def _file_in_the_way(folder: Path) -> Path | None:
-    """The file (not folder) at `folder` or above it, which stops it being made; None if none."""
-    return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-
-
-def _blocked_by(blocking: Path) -> str:
-    return f"{blocking} is a file, so no folder can be made under it"
-
-
 def _folder_problem(folder: Path, exc: OSError) -> str:
-    blocking = _file_in_the_way(folder)
+    blocking = file_in_the_way(folder)
     if blocking is not None:
-        return _blocked_by(blocking)
+        return blocked_by(blocking)
     return f"cannot create its folder {folder} ({reason(exc)})"
 
 
