@@ -102,6 +102,12 @@ def test_cli_writes_a_report_and_refuses_identity_models(tmp_path):
                                   "--device", "cpu"]), "no convex gradient blocks")
 
 
+def test_a_model_without_g_is_refused_before_the_data_is_read(tmp_path):
+    result = runner.invoke(app, ["ablate", "--model", "sedsr", "--root", str(tmp_path / "no"),
+                                 "--device", "cpu"])
+    one_error(result, "no convex gradient blocks")
+
+
 def test_cli_ablates_on_held_out_training_images(tmp_path):
     folder = image_folder(tmp_path / "train", count=4)
     path = save_weights(grad_model(), model_config("sedsr-grad", 2), tmp_path / "g.safetensors")

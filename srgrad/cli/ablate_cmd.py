@@ -45,7 +45,7 @@ def ablate(
     """Does the model use its gradient term? PSNR/SSIM (fp32) as trained, with g := 0 and
     with s := 0, and per block the RMS ratio |s N(g)| / |(1-s) x| (g's share of the skip)."""
     from srgrad.evaluation.ablation import ablate as run_ablation
-    from srgrad.evaluation.ablation import as_dict, markdown
+    from srgrad.evaluation.ablation import as_dict, gradient_blocks, markdown
     from srgrad.evaluation.report import check_report_path, write_bytes_atomic
     from srgrad.inference.files import resolve_model
     from srgrad.inference.loading import model_scale
@@ -55,6 +55,7 @@ def ablate(
     if weights is None:
         model = model or ABLATE_DEFAULT
     net = resolve_model(model, weights, scale, device)
+    gradient_blocks(net)  # a model without g is refused before the data is read
     k = model_scale(net)
     sets = {name: _images(name, k, root, data or []) for name in parse_name_list(datasets)}
     rows, shares = run_ablation(net, sets, k, device=next(net.parameters()).device)
