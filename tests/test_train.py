@@ -202,6 +202,7 @@ def test_bad_input_is_one_line(tmp_path, change, expected):
         else:
             args += [flag, value]
     assert expected in one_line_error(runner.invoke(app, args))
+    assert not (tmp_path / "run").exists()  # a refused run leaves no empty --out behind
 
 
 def test_empty_data_folder_and_flag_combinations(tmp_path):

@@ -66,12 +66,24 @@ def _checks_at(step: int, config: TrainConfig) -> bool:
 
 def train(config: TrainConfig, command: str = "") -> TrainResult:
     """Train to --iters (or until --time-limit), writing the run folder --out."""
+    out_was_there = Path(config.out).exists()
     try:
         run = _setup(config)
         stopped_at = _loop(run)
         return _finish(run, stopped_at, command)
+    except BaseException:
+        if not out_was_there:  # a run refused at setup (e.g. bad --data) leaves no empty --out
+            _remove_if_empty(Path(config.out))
+        raise
     finally:
         close_distributed()
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (the run wrote something worth keeping) or already gone
+        pass
 
 
 def _setup(config: TrainConfig) -> RunState:
