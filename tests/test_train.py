@@ -267,6 +267,11 @@ def test_init_from_same_scale_keeps_everything(tmp_path):
     dst = load_file(again / "sedsr-grad_x2.safetensors")
     for key in ("upsampler.0.weight", "tail.weight", "blocks.0.alpha"):
         assert torch.allclose(src[key], dst[key], atol=1e-6), key
+    other_alpha = base_args(data, tmp_path / "a2", iters=1) + ["--init-from", weights,
+                                                              "--alpha", "2"]
+    line = one_line_error(runner.invoke(app, other_alpha))
+    assert f"--alpha 2 differs from the -3 that --init-from {weights} was built with" in line
+    assert not (tmp_path / "a2").exists()
 
 
 def test_toml_config_and_unknown_key(tmp_path):

@@ -97,6 +97,7 @@ def init_from(model: nn.Module, config: ModelConfig, path: str) -> list[str]:
             f"{source_cfg.block.skip}); it cannot initialise {config.name}"
         )
     incoming_state = source.state_dict()
+    _check_gates_agree(config, source_cfg, incoming_state.keys() & model.state_dict(), path)
     fresh = []
     for key, value in model.state_dict().items():
         incoming = incoming_state.get(key)
@@ -109,6 +110,24 @@ def init_from(model: nn.Module, config: ModelConfig, path: str) -> list[str]:
 
 
 GATE_PARAMETERS = ("alpha", "log_beta")  # per-block scalars of the gradient blocks
+_GATE_FLAGS = {"alpha": "--alpha", "log_beta": "--g-scale"}
+_GATE_FIELDS = {"alpha": "alpha", "log_beta": "g_scale"}
+
+
+def _check_gates_agree(config: ModelConfig, source_cfg: ModelConfig, shared: set[str],
+                       path: str) -> None:
+    """The gates (alpha, beta) are copied like any weight, so a run whose config asks for
+    another initial value would record one value in its card and train from another."""
+    for name in GATE_PARAMETERS:
+        if not any(key.endswith(f".{name}") for key in shared):
+            continue
+        field = _GATE_FIELDS[name]
+        want, had = getattr(config.block, field), getattr(source_cfg.block, field)
+        if want != had:
+            flag = _GATE_FLAGS[name]
+            raise ConfigError(
+                f"{flag} {want:g} differs from the {had:g} that --init-from {path} was built "
+                f"with: its trained gates are copied, not set to {flag}; give {flag} {had:g}")
 
 
 def param_groups(model: nn.Module, lr: float, alpha_lr: float | None) -> list[dict]:
