@@ -89,6 +89,16 @@ def test_palette_becomes_rgb_or_rgba(tmp_path):
     assert set(np.unique(pic.alpha)) <= {0, 255} and 0 in pic.alpha
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_a_transparent_colour_key_becomes_alpha(tmp_path, channels):
+    arr = rgb() if channels == 3 else rgb()[..., 0]
+    key = tuple(int(v) for v in np.atleast_1d(arr[0, 0]))
+    Image.fromarray(arr).save(tmp_path / "k.png", transparency=key if channels == 3 else key[0])
+    pic = read_image(tmp_path / "k.png")
+    keyed = np.all(np.atleast_3d(arr) == np.array(key), axis=-1)
+    assert np.array_equal(pic.pixels, arr) and np.array_equal(pic.alpha, np.where(keyed, 0, 255))
+
+
 def test_cmyk_becomes_rgb(tmp_path):
     Image.fromarray(rgb()).convert("CMYK").save(tmp_path / "c.jpg")
     pic = read_image(tmp_path / "c.jpg")

@@ -232,6 +232,9 @@ def from_pil(im: Image.Image, source: str = "image") -> Picture:
     elif mode == "P":
         mode = "RGBA" if "transparency" in im.info else "RGB"
         im = im.convert(mode)
+    elif mode in ("L", "RGB") and "transparency" in im.info:  # a tRNS colour key: alpha
+        mode = mode + "A"
+        im = im.convert(mode)
     elif mode in ("PA", "RGBa", "La"):
         mode = "LA" if mode == "La" else "RGBA"
         im = im.convert(mode)
