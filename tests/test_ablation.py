@@ -89,7 +89,7 @@ def test_ablate_scores_three_ways(tmp_path):
 
 
 def test_cli_writes_a_report_and_refuses_identity_models(tmp_path):
-    folder = image_folder(tmp_path / "imgs")
+    folder = image_folder(tmp_path / "My Images")  # a path's case is kept
     path = save_weights(grad_model(), model_config("sedsr-grad", 2), tmp_path / "g.safetensors")
     result = runner.invoke(app, ["ablate", "--weights", str(path), "--datasets", str(folder),
                                  "--report", str(tmp_path / "a.md"), "--device", "cpu"])

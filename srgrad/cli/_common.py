@@ -124,5 +124,10 @@ def parse_int_list(text: str, flag: str, allowed: set[int] | None = None) -> lis
     return values
 
 
+def split_list(text: str) -> list[str]:
+    """Comma-separated parts as given: folder paths keep their case."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def parse_name_list(text: str) -> list[str]:
-    return [part.strip().lower() for part in text.split(",") if part.strip()]
+    return [part.lower() for part in split_list(text)]

@@ -12,8 +12,8 @@ import typer
 from srgrad.cli._common import (
     ScaleOption,
     WeightsOption,
-    parse_name_list,
     print_plain,
+    split_list,
     user_errors,
 )
 from srgrad.console import console
@@ -57,7 +57,7 @@ def ablate(
     net = resolve_model(model, weights, scale, device)
     gradient_blocks(net)  # a model without g is refused before the data is read
     k = model_scale(net)
-    sets = {name: _images(name, k, root, data or []) for name in parse_name_list(datasets)}
+    sets = {name: _images(name, k, root, data or []) for name in split_list(datasets)}
     rows, shares = run_ablation(net, sets, k, device=next(net.parameters()).device)
     label = weights.name if weights is not None else f"{model} x{k}"
     text = markdown(rows, shares, label)

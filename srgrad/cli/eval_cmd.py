@@ -27,6 +27,7 @@ from srgrad.cli._common import (
     parse_int_list,
     print_labelled,
     print_plain,
+    split_list,
     user_errors,
 )
 from srgrad.console import console, err_console, progress_bar
@@ -83,7 +84,7 @@ _CompareOption = Annotated[Path | None, typer.Option(
 
 
 def _split(values: list[str] | None) -> list[str]:
-    return [p.strip() for v in values or [] for p in v.split(",") if p.strip()]
+    return [part for value in values or [] for part in split_list(value)]
 
 
 def _default_models(scales: list[int]) -> list[str]:
