@@ -243,6 +243,25 @@ def test_subfolders_of_a_plain_folder_only_with_recursive(tmp_path):
     assert (tmp_path / "sr" / "bicubic" / "photos" / "x2" / "more" / "im1.png").is_file()
 
 
+def test_two_folders_of_one_name_keep_their_own_rows_and_images(tmp_path):
+    make_set(tmp_path / "data")
+    a, b = tmp_path / "a" / "imgs", tmp_path / "b" / "imgs"
+    a.parent.mkdir()
+    b.mkdir(parents=True)
+    (tmp_path / "data" / "benchmark" / "Set5" / "HR").rename(a)
+    (a / "im1.png").rename(b / "im1.png")
+    result = invoke("--model", "bicubic", "--datasets", f"{a},{b},{a}",
+                    "--save-images", tmp_path / "sr", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert "imgs x2: 1 image" in result.output and "imgs#2 x2: 1 image" in result.output
+    rows = json.loads((tmp_path / "r.json").read_text())["per_image"]
+    assert sorted((r["dataset"], r["image"]) for r in rows) == [(str(a), "im0"),
+                                                                 (str(b), "im1")]
+    saved = tmp_path / "sr" / "bicubic"
+    assert sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*.png")) == [
+        "imgs#2/x2/im1.png", "imgs/x2/im0.png"]
+
+
 def test_default_datasets_skip_missing_sets(tmp_path):
     root = make_set(tmp_path / "data", "Set14")
     result = invoke("--model", "bicubic", "--root", root)

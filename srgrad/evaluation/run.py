@@ -194,11 +194,18 @@ def model_specs(names: Sequence[str], weights: Sequence[Path], self_ensemble: bo
                               "run `srgrad models` to list them, or pass --weights FILE")
     for path in dict.fromkeys(files):
         scale = read_config(path).scale
-        label, n = Path(path).stem + plus, 2
-        while label in {s.label for s in specs}:
-            label, n = f"{Path(path).stem}#{n}{plus}", n + 1
+        label = unique_label(Path(path).stem, {s.label for s in specs}, plus)
         specs.append(ModelSpec(label, str(path), scale))
     return list(dict.fromkeys(specs))  # --model a,a counts once
+
+
+def unique_label(name: str, taken: set[str], suffix: str = "") -> str:
+    """name, or name#2, name#3, ...: two files or folders of one name get rows (and
+    --save-images folders) of their own."""
+    label, n = name + suffix, 2
+    while label in taken:
+        label, n = f"{name}#{n}{suffix}", n + 1
+    return label
 
 
 def check_available(specs: Sequence[ModelSpec], scales: Sequence[int]) -> None:
@@ -229,6 +236,8 @@ def dataset_specs(names: Sequence[str], scales: Sequence[int], root: str | Path 
     notes = skipped if skipped is not None else []
     for name in names:
         key = name if Path(name).is_dir() and name.lower() not in BENCHMARKS else name.lower()
+        if key in {s.key for s in specs}:  # --datasets set5,set5 counts once
+            continue
         try:
             pairs = {s: eval_pairs(key, s, root, recursive) for s in scales}
         except DataError as exc:
@@ -241,7 +250,8 @@ def dataset_specs(names: Sequence[str], scales: Sequence[int], root: str | Path 
             if left_out:
                 notes.append(f"{left_out} image(s) in subfolders of {key}; pass --recursive "
                              "to score them too")
-        specs.append(DatasetSpec(key, BENCHMARKS.get(key, Path(key).name), pairs))
+        label = unique_label(BENCHMARKS.get(key, Path(key).name), {s.label for s in specs})
+        specs.append(DatasetSpec(key, label, pairs))
     if not specs:
         raise DataError(notes[0] if notes else "no data sets to evaluate")
     return specs
