@@ -9,7 +9,7 @@ import pytest
 from srgrad.cli import app
 from srgrad.train.study import load_study, mean_se
 
-from helpers import one_error
+from helpers import error_lines, one_error
 from test_train import make_images, runner
 
 
@@ -215,6 +215,42 @@ def test_test_sets_are_scored_as_each_run_finishes(tmp_path, monkeypatch):
     assert 10 < scores[str(test_set)]["psnr"] < 60
 
 
+@pytest.mark.slow
+def test_a_failed_run_is_one_line_and_the_others_still_run(tmp_path):
+    data = make_images(tmp_path / "data", count=6, size=(48, 48))
+    text = open(recipe(tmp_path, data)).read().replace("seeds = [0, 1]", "seeds = [0]")
+    path = tmp_path / "broken.toml"
+    path.write_text(text.replace("alpha = 0.0", 'alpha = 0.0\ndata = ["/no/such/folder"]'))
+    root, report = tmp_path / "runs", tmp_path / "r.md"
+    result = runner.invoke(app, ["study", str(path), "--root", str(root), "--report", str(report)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    log = root / "tiny" / "grad_s0.log"
+    assert (f"failed: grad seed 0: training data folder /no/such/folder does not exist; --data "
+            f"takes folders (exit 2; its log: {log})") in result.output
+    assert error_lines(result.output) == [
+        "error: 1 run(s) failed (the failed: lines above); the report covers the others; fix "
+        "the cause and run the same command again"]
+    assert (root / "tiny" / "identity_s0" / "model_card.json").exists()
+    assert "| identity | 1 (at 4 it)" in report.read_text()
+
+
+def test_gs_share_fills_in_the_default_data_folder(tmp_path, monkeypatch):
+    """A recipe may leave data to its default (datasets/train); the share is measured there."""
+    import shutil
+
+    from srgrad.models.weights import shipped_weights_path
+    from srgrad.train.study import gradient_share
+
+    monkeypatch.chdir(tmp_path)
+    make_images(tmp_path / "datasets" / "train", count=4, size=(48, 48))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model_card.json").write_text("{}")
+    shutil.copy(shipped_weights_path("sedsr-grad", 2), run / "sedsr-grad_x2.safetensors")
+    share = gradient_share(run, {"model": "sedsr-grad", "val": "holdout:2"}, images=1)
+    assert 0 < share < 0.01  # the shipped unit-norm g at alpha -3: about 0.05% of the skip
+
+
 def test_one_seed_reports_means_without_a_nan_standard_error(tmp_path):
     from srgrad.train.study import Study, run_folder, study_table
 
@@ -285,6 +321,13 @@ def test_controls_name_variants_of_the_recipe(tmp_path):
         ("iters = 4", 'out = "elsewhere"', "[train]: out is set by the study"),
         ('[variants.identity]\nmodel = "sedsr"', "[variants]\nidentity = 3",
          "[variants.identity]: must be a table"),
+        ('baseline = "identity"', 'baseline = ["identity"]',
+         "[study] baseline must be a variant name, got ['identity']"),
+        ('name = "tiny"', 'controls = "grad"', "[study] controls must be a table of variant"),
+        ('name = "tiny"', "controls = { grad = 1 }", "[study] controls must be a table"),
+        ('name = "tiny"', 'variants = "grad"', "[study] variants must be a list of variant"),
+        ('name = "tiny"', "base = 3", "[study] base must be a recipe file name"),
+        ('[study]\nname = "tiny"', 'study = 3\n[x]\nname = "tiny"', "study must be a table"),
     ],
 )
 def test_a_recipe_the_study_cannot_run_as_written_is_one_line(tmp_path, old, new, expected):

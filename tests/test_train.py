@@ -289,6 +289,9 @@ def test_toml_config_and_unknown_key(tmp_path):
     cfg.write_text("[train]\nitres = 3\n")
     line = one_line_error(runner.invoke(app, args + ["--config", str(cfg)]))
     assert "unknown key 'itres'" in line
+    cfg.write_text("train = 3\n")
+    line = one_line_error(runner.invoke(app, args + ["--config", str(cfg)]))
+    assert f"{cfg} [train]: must be a table of training settings, got 3" in line
 
 
 @pytest.mark.parametrize(

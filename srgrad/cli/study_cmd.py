@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from srgrad.cli._common import flag, print_plain, user_errors
+from srgrad.cli._common import flag, print_labelled, print_plain, user_errors
 from srgrad.console import console
 
 DEFAULT_ROOT = Path.home() / "srgrad-runs"
@@ -39,7 +39,7 @@ def study(
     with seed-only standard errors. Interrupted runs resume where they stopped."""
     from srgrad.data.files import check_writable_folder
     from srgrad.evaluation.report import check_report_path, write_bytes_atomic
-    from srgrad.train.study import load_study, run_study, study_table
+    from srgrad.train.study import RunFailed, load_study, run_study, study_table
 
     plan = load_study(recipe)
     check_writable_folder(root, "--root folder")
@@ -51,8 +51,9 @@ def study(
         from srgrad.train.study_scores import check_sets, score_runs, scores_table
 
         check_sets(plan, sets, data_root)
-    if not report_only:
-        run_study(plan, root, jobs, on_done=_when_done(plan, root, sets, data_root, images))
+    failed = [] if report_only else run_study(
+        plan, root, jobs, on_done=_when_done(plan, root, sets, data_root, images),
+        on_failed=lambda line: print_labelled("failed: ", "red", line))
     text = study_table(plan, root)
     if sets:
         score_runs(plan, root, sets, data_root, images, on_scored=_say_scored)
@@ -61,6 +62,9 @@ def study(
     print_plain(text, console)
     if report is not None:
         write_bytes_atomic(report, text.encode())
+    if failed:
+        raise RunFailed(f"{len(failed)} run(s) failed (the failed: lines above); the report "
+                        "covers the others; fix the cause and run the same command again")
 
 
 def _say_scored(variant: str, seed: int) -> None:

@@ -155,11 +155,13 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read ({reason(exc)})") from None
-    return check_keys(data.get("train", data), str(path))
+    return check_keys(data.get("train", data), f"{path} [train]" if "train" in data else str(path))
 
 
 def check_keys(values: dict[str, Any], where: str) -> dict[str, Any]:
     """`values` with dashes as underscores; a ConfigError naming the first unknown key."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: must be a table of training settings, got {values!r}")
     values = {k.replace("-", "_"): v for k, v in values.items()}
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from srgrad.data.files import atomic_write_bytes
-from srgrad.errors import ConfigError, reason
+from srgrad.errors import ConfigError, SrgradError, reason
 from srgrad.train.config import (
     check_keys,
     holdout_count,
@@ -61,9 +61,14 @@ def _read_recipe(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"study recipe {path}: {reason(exc)}") from None
+    for table in ("study", "train", "variants"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ConfigError(f"study recipe {path}: {table} must be a table ([{table}]), "
+                              f"got {data[table]!r}")
     base = data.get("study", {}).get("base")
     if base is None:
         return data
+    _check_types(path, data["study"])
     parent = _read_recipe(path.parent / base)
     return {table: {**parent.get(table, {}), **data.get(table, {})}
             for table in ("study", "train", "variants")}
@@ -71,8 +76,28 @@ def _read_recipe(path: Path) -> dict[str, Any]:
 
 # [study] keys; `variants` lists the variants to run (default: every [variants.*] table,
 # its base's included), so a recipe can take some of its base's variants.
-STUDY_KEYS = ("name", "seeds", "baseline", "decision", "base", "equal_time_from", "variants",
-              "controls")
+STUDY_TYPES: dict[str, tuple[type, str]] = {
+    "name": (str, "a folder name"), "seeds": (list, "a list of whole numbers"),
+    "baseline": (str, "a variant name"), "decision": (str, "text"),
+    "base": (str, "a recipe file name"), "equal_time_from": (str, "a study name"),
+    "variants": (list, "a list of variant names"),
+    "controls": (dict, "a table of variant = \"its control variant\""),
+}
+STUDY_KEYS = tuple(STUDY_TYPES)
+
+
+def _check_types(path: str | Path, head: dict[str, Any]) -> None:
+    """A [study] value of the wrong type is one line here, not a traceback further on
+    (_seeds checks seeds, with its own example)."""
+    for key, (kind, words) in STUDY_TYPES.items():
+        value = head.get(key)
+        if value is None or key == "seeds":
+            continue
+        names = [*value, *value.values()] if isinstance(value, dict) else \
+            value if isinstance(value, list) else []
+        if not isinstance(value, kind) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"study recipe {path}: [study] {key} must be {words}, "
+                              f"got {value!r}")
 
 
 def load_study(path: str | Path) -> Study:
@@ -82,6 +107,7 @@ def load_study(path: str | Path) -> Study:
     if unknown:
         raise ConfigError(f"study recipe {path}: unknown [study] key {unknown[0]!r} (known: "
                           f"{', '.join(STUDY_KEYS)})")
+    _check_types(path, head)
     chosen = head.get("variants", list(variants))
     missing = [name for name in chosen if name not in variants]
     if missing:
@@ -115,8 +141,6 @@ STUDY_SETS = ("seed", "out", "quiet")
 
 def _settings(where: str, values: Any) -> dict[str, Any]:
     """A [train] or [variants.*] table's training settings, checked."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: must be a table of training settings, got {values!r}")
     values = check_keys(values, where)
     taken = [key for key in STUDY_SETS if key in values]
     if taken:
@@ -207,24 +231,49 @@ def run_one(study: Study, variant: str, seed: int, root: Path, threads: int = 1)
     if (out / "last.pt").exists():
         command.append("--resume")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    with open(out.parent / f"{out.name}.log", "a") as log:
-        subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    log_path = out.parent / f"{out.name}.log"
+    with open(log_path, "a") as log:
+        code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RunFailed(f"{variant} seed {seed}: {_last_error(log_path)} (exit {code}; its "
+                        f"log: {log_path})")
     return out
 
 
+class RunFailed(SrgradError):
+    """A run's training process exited with an error; the line names its reason and log."""
+
+
+def _last_error(log: Path) -> str:
+    """The child's own `error:` line (the reason a run failed), else its last line."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or ["no output"])[-1].removeprefix("error: ")
+
+
 def run_study(study: Study, root: Path, jobs: int = 1,
-              on_done: Callable[[str, int], None] | None = None) -> None:
-    """Every (variant, seed), `jobs` at a time, seed by seed so paired runs finish together."""
+              on_done: Callable[[str, int], None] | None = None,
+              on_failed: Callable[[str], None] | None = None) -> list[str]:
+    """Every (variant, seed), `jobs` at a time, seed by seed so paired runs finish together.
+    A run that fails does not stop the others; returns one line per failed run."""
     study = equal_time(study, root)
     order = [(v, s) for s in study.seeds for v in study.variants]
+    failed: list[str] = []
 
     def work(item: tuple[str, int]) -> None:
-        run_one(study, *item, root)
+        try:
+            run_one(study, *item, root)
+        except RunFailed as exc:
+            failed.append(str(exc))
+            if on_failed is not None:
+                on_failed(str(exc))
+            return
         if on_done is not None:
             on_done(*item)
 
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(work, order))
+    return failed
 
 
 @dataclass(frozen=True)
@@ -286,12 +335,13 @@ def _measure_share(weights: Path, train: dict[str, Any], images: int) -> float |
 
     model, _ = load_weights(weights)
     blocks = convex_blocks(model)
-    count = holdout_count(make_config({}, {**train, "out": "unused"}).val)
+    config = make_config({}, {**train, "out": "unused"})  # the defaults filled in
+    count = holdout_count(config.val)
     if not blocks or not count:
         return None  # no convex blocks, or no held-out images to measure on
-    held = held_out_paths(train["data"], count)
+    held = held_out_paths(config.data, count)
     meter = ShareMeter(blocks)
-    for image in load_eval_images(held[:images], int(train.get("scale", 2))):
+    for image in load_eval_images(held[:images], config.scale):
         super_resolve(model.eval(), image.lr, precision="fp32")
     meter.close()
     return statistics.mean(b.share for b in meter.shares())
