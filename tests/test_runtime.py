@@ -99,3 +99,19 @@ def test_holdout_split_is_deterministic_disjoint_and_counted():
 def test_holdout_split_that_leaves_nothing_is_an_error(count):
     with pytest.raises(DataError, match="holdout:.* leaves no training images: only 4 found"):
         holdout_split(_paths(4), count)
+
+
+def test_a_metrics_row_times_the_steps_it_covers():
+    """The last row of a run (or the first after a resume) covers fewer than log_every steps:
+    its ms per step divides by the steps timed."""
+    from types import SimpleNamespace
+
+    from srgrad.models.registry import build_model
+    from srgrad.train.records import log_row
+
+    run = SimpleNamespace(loss_acc=torch.tensor(6.0), loss_count=3, data_s=0.03, step_s=0.3,
+                          timed_steps=3, scheduler=SimpleNamespace(get_last_lr=lambda: [1e-4]),
+                          eval_model=build_model("sedsr", 2), config=SimpleNamespace(log_every=50))
+    row = log_row(run, 103)
+    assert (row["loss"], row["data_ms"], row["step_ms"]) == ("2.0000", "10.00", "100.00")
+    assert (run.loss_count, run.timed_steps, run.step_s) == (0, 0, 0.0)

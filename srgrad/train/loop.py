@@ -232,6 +232,7 @@ def _train_step(run: RunState, step: int) -> None:
     run.step = step
     run.data_s += t1 - t0
     run.step_s += time.perf_counter() - t1
+    run.timed_steps += 1
     run.bar.advance(run.bar_task)
 
 

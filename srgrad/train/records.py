@@ -62,17 +62,19 @@ def write_rows(path: Path, rows: list[dict], mode: str = "a") -> None:
 
 
 def log_row(run: RunState, step: int) -> dict:
-    every = run.config.log_every
+    # The steps timed, not log_every: the last row of a run and the first after a resume
+    # cover fewer steps.
+    timed = max(1, run.timed_steps)
     row = {
         "step": step,
         "loss": f"{float(run.loss_acc) / max(1, run.loss_count):.4f}",
         "lr": f"{run.scheduler.get_last_lr()[0]:.3g}",
-        "data_ms": f"{1000 * run.data_s / every:.2f}",
-        "step_ms": f"{1000 * run.step_s / every:.2f}",
+        "data_ms": f"{1000 * run.data_s / timed:.2f}",
+        "step_ms": f"{1000 * run.step_s / timed:.2f}",
         "gates": ";".join(f"{g:.4f}" for g in unwrap(run.eval_model).gates()),
     }
     run.loss_acc.zero_()
-    run.loss_count, run.data_s, run.step_s = 0, 0.0, 0.0
+    run.loss_count, run.data_s, run.step_s, run.timed_steps = 0, 0.0, 0.0, 0
     return row
 
 

@@ -59,6 +59,7 @@ class RunState:
     t_run: float = 0.0
     data_s: float = 0.0
     step_s: float = 0.0
+    timed_steps: int = 0  # steps in data_s/step_s: this invocation's, since the last row
 
     @property
     def out(self) -> Path:
