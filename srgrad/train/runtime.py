@@ -110,8 +110,8 @@ def init_from(model: nn.Module, config: ModelConfig, path: str) -> list[str]:
 
 
 GATE_PARAMETERS = ("alpha", "log_beta")  # per-block scalars of the gradient blocks
-_GATE_FLAGS = {"alpha": "--alpha", "log_beta": "--g-scale"}
-_GATE_FIELDS = {"alpha": "alpha", "log_beta": "g_scale"}
+# Each gate parameter's BlockConfig field and training flag.
+_GATE_OPTIONS = {"alpha": ("alpha", "--alpha"), "log_beta": ("g_scale", "--g-scale")}
 
 
 def _check_gates_agree(config: ModelConfig, source_cfg: ModelConfig, shared: set[str],
@@ -121,10 +121,9 @@ def _check_gates_agree(config: ModelConfig, source_cfg: ModelConfig, shared: set
     for name in GATE_PARAMETERS:
         if not any(key.endswith(f".{name}") for key in shared):
             continue
-        field = _GATE_FIELDS[name]
+        field, flag = _GATE_OPTIONS[name]
         want, had = getattr(config.block, field), getattr(source_cfg.block, field)
         if want != had:
-            flag = _GATE_FLAGS[name]
             raise ConfigError(
                 f"{flag} {want:g} differs from the {had:g} that --init-from {path} was built "
                 f"with: its trained gates are copied, not set to {flag}; give {flag} {had:g}")
